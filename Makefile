@@ -1,0 +1,33 @@
+# Two commands for a fresh machine:
+#   make demo   runs the main demo (creates .venv and installs on first use)
+#   make test   runs lint and the whole test suite (creates .venv on first use)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint bench install clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/symplearn experiment spring --out runs/spring
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -n 2 -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_integrators.py
+	$(BIN)/python benchmarks/bench_training.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

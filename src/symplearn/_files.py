@@ -1,0 +1,109 @@
+"""Atomic file writing: results are written to temporary names and moved into place, so a
+crash or a Ctrl-C never leaves a half-written file behind."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+
+
+def _atomic_write(path: str | os.PathLike, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file, then rename)."""
+    return _atomic_write(path, data)
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return _atomic_write(path, text.encode("utf-8"))
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, np.integer, np.bool_)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if hasattr(x, "tolist") and hasattr(x, "dtype"):  # torch tensors
+        return x.tolist()
+    if isinstance(x, float) and not np.isfinite(x):
+        return None if np.isnan(x) else ("inf" if x > 0 else "-inf")
+    if isinstance(x, os.PathLike):
+        return str(x)
+    return x
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON atomically (numpy/torch scalars and arrays converted;
+    NaN written as null, infinities as the strings "inf"/"-inf")."""
+    return _atomic_write(path, (json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n").encode())
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file."""
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def write_npz(path: str | os.PathLike, **arrays: Any) -> Path:
+    """Write arrays to a compressed ``.npz`` atomically (no pickled objects)."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return _atomic_write(path, buf.getvalue())
+
+
+def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read a ``.npz`` without allowing pickled objects."""
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def save_figure(fig, path: str | os.PathLike, *, dpi: int = 120) -> Path:
+    """Save a matplotlib figure as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return _atomic_write(path, buf.getvalue())
+
+
+def provenance() -> dict[str, Any]:
+    """What every run folder records about the software that made it."""
+    import platform
+
+    import torch
+
+    return {
+        "symplearn_version": __version__,
+        "torch_version": torch.__version__,
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+    }

@@ -1,0 +1,122 @@
+"""Base class of ground-truth Hamiltonian systems."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .._errors import SymplearnError, check_names
+from ..dynamics import Dynamics, split
+from ..geometry import symplectic_gradient
+
+
+class System(Dynamics):
+    """A ground-truth Hamiltonian system.
+
+    Subclasses declare ``name`` (command-line name), ``n_dof``, ``PARAMS`` (parameter names as in
+    the formulas, with defaults), ``ENERGY_RANGE`` (default sampling range) and ``Q_BOX`` (the
+    box ``[-Q_BOX, Q_BOX]^n`` that positions are sampled from), and implement
+    :meth:`hamiltonian`. They override :meth:`vector_field` with the analytic field, and
+    :meth:`grad_T`/:meth:`grad_V`, :meth:`lagrangian`, :meth:`exact_solution`,
+    :meth:`conserved_quantities` where those exist.
+    """
+
+    name: str = "system"
+    n_dof: int = 1
+    has_energy = True
+    has_lagrangian: bool = False
+    has_exact_solution: bool = False
+    PARAMS: dict[str, float] = {}
+    ENERGY_RANGE: tuple[float, float] = (0.1, 1.0)
+    Q_BOX: float = math.pi
+
+    def __init__(self, **params: float):
+        check_names(params, self.PARAMS, f"parameter of {self.name}")
+        values = {**self.PARAMS, **{k: float(v) for k, v in params.items()}}
+        for k, v in values.items():
+            if not math.isfinite(v):
+                raise SymplearnError(f"parameter {k} of {self.name} must be finite, got {v}")
+        self.params = values
+        for k, v in values.items():
+            setattr(self, k, v)
+        self._validate()
+
+    def _validate(self) -> None:
+        """Check parameter values (override to add constraints)."""
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+    # -- the dynamics ---------------------------------------------------------------------
+    def vector_field(self, z: Tensor) -> Tensor:
+        """``J grad H(z)``; subclasses give the analytic form. ``(..., 2n) -> (..., 2n)``."""
+        return symplectic_gradient(self.hamiltonian, z)
+
+    def conserved_quantities(self, z: Tensor) -> dict[str, Tensor]:
+        """Named conserved quantities at ``z: (..., 2n)``, each ``(...)`` (or ``(..., k)`` for vectors)."""
+        return {"energy": self.hamiltonian(z)}
+
+    def lagrangian(self, q: Tensor, qdot: Tensor) -> Tensor:
+        """``L(q, q_dot)``. Args: q, qdot: ``(..., n)``. Returns ``(...)``."""
+        raise NotImplementedError(f"{self.name} has no Lagrangian here")
+
+    def exact_solution(self, z0: Tensor, t: Tensor) -> Tensor:
+        """Exact flow. Args: z0: ``(..., 2n)``, t: ``(T,)``. Returns ``(T, ..., 2n)``."""
+        raise NotImplementedError(f"{self.name} has no closed-form solution")
+
+    # -- sampling -------------------------------------------------------------------------
+    def sample(
+        self,
+        n: int,
+        *,
+        energy_range: tuple[float, float] | None = None,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float64,
+    ) -> Tensor:
+        """Sample ``n`` initial states with energies uniform in ``energy_range`` (seeded).
+
+        The generic sampler assumes a kinetic energy quadratic in p: it draws E, a position q
+        with V(q) < E from the box ``[-Q_BOX, Q_BOX]^n``, a random momentum direction, and
+        scales p so that ``H(q, p) = E``.
+
+        Returns:
+            ``(n, 2n)`` in ``dtype``.
+        """
+        if not (isinstance(n, int) and n > 0):
+            raise SymplearnError(f"the number of states must be a positive integer, got {n!r}")
+        lo, hi = energy_range if energy_range is not None else self.ENERGY_RANGE
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+            raise SymplearnError(f"energy_range must be (low, high) with low <= high, got {(lo, hi)}")
+        gen = torch.Generator().manual_seed(int(seed))
+        d = self.n_dof
+        out = torch.empty(n, 2 * d, dtype=torch.float64)
+        E = lo + (hi - lo) * torch.rand(n, generator=gen, dtype=torch.float64)
+        todo = torch.arange(n)
+        for _ in range(1000):
+            m = len(todo)
+            q = self.Q_BOX * (2 * torch.rand(m, d, generator=gen, dtype=torch.float64) - 1)
+            pdir = torch.randn(m, d, generator=gen, dtype=torch.float64)
+            pdir = pdir / pdir.norm(dim=-1, keepdim=True)
+            zero = torch.zeros_like(q)
+            V = self.hamiltonian(torch.cat([q, zero], -1))
+            T = self.hamiltonian(torch.cat([q, pdir], -1)) - V
+            ok = (V < E[todo]) & (T > 0)
+            s = torch.sqrt(torch.clamp(E[todo] - V, min=0) / torch.where(T > 0, T, torch.ones_like(T)))
+            z = torch.cat([q, s[:, None] * pdir], -1)
+            out[todo[ok]] = z[ok]
+            todo = todo[~ok]
+            if len(todo) == 0:
+                return out.to(dtype)
+        raise SymplearnError(
+            f"could not sample states of {self.name} with energy in {(lo, hi)}: is the range reachable?"
+        )
+
+
+def kinetic_potential(system: System, z: Tensor) -> tuple[Tensor, Tensor]:
+    """``(T, V)`` at ``z`` for a system whose potential is ``H(q, 0)``."""
+    q, p = split(z)
+    V = system.hamiltonian(torch.cat([q, torch.zeros_like(p)], -1))
+    return system.hamiltonian(z) - V, V

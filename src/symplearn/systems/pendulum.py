@@ -1,0 +1,50 @@
+"""The simple pendulum."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .._errors import SymplearnError
+from ..dynamics import join, split
+from .base import System
+
+
+class Pendulum(System):
+    """Simple pendulum ``H = p^2/2 + (g/L)(1 - cos q)`` (unit mass, time scaled so ``p = q_dot``).
+
+    Separable, with ``L = q_dot^2/2 - (g/L)(1 - cos q)``. Energies below ``2 g/L`` librate.
+    """
+
+    name = "pendulum"
+    n_dof = 1
+    separable = True
+    has_lagrangian = True
+    PARAMS = {"g": 9.81, "L": 1.0}
+    ENERGY_RANGE = (1.0, 10.0)
+
+    def _validate(self) -> None:
+        if self.g <= 0 or self.L <= 0:
+            raise SymplearnError(f"g and L must be > 0, got g={self.g}, L={self.L}")
+
+    @property
+    def omega0(self) -> float:
+        """Small-oscillation angular frequency ``sqrt(g/L)``."""
+        return (self.g / self.L) ** 0.5
+
+    def hamiltonian(self, z: Tensor) -> Tensor:
+        q, p = split(z)
+        return (0.5 * p**2 + (self.g / self.L) * (1.0 - torch.cos(q))).sum(-1)
+
+    def vector_field(self, z: Tensor) -> Tensor:
+        q, p = split(z)
+        return join(p, -(self.g / self.L) * torch.sin(q))
+
+    def grad_T(self, p: Tensor) -> Tensor:
+        return p
+
+    def grad_V(self, q: Tensor) -> Tensor:
+        return (self.g / self.L) * torch.sin(q)
+
+    def lagrangian(self, q: Tensor, qdot: Tensor) -> Tensor:
+        return (0.5 * qdot**2 - (self.g / self.L) * (1.0 - torch.cos(q))).sum(-1)
