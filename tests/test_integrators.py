@@ -1,0 +1,242 @@
+"""Integrators: measured order, symplecticity of one step, bounded energy error, reversibility,
+differentiability, and clear errors."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import symplearn as sl
+from symplearn.geometry import batch_jacobian, symplecticity_defect
+from symplearn.integrators import INTEGRATORS, GaussLegendre, gauss_legendre_tableau
+
+ALL = list(INTEGRATORS)
+SYMPLECTIC = [n for n in ALL if INTEGRATORS[n]().symplectic]
+
+# step sizes per declared order: large enough that round-off does not flatten the slope
+DTS = {1: [0.04, 0.02, 0.01, 0.005], 2: [0.1, 0.05, 0.025, 0.0125],
+       4: [0.2, 0.1, 0.05, 0.025], 6: [0.4, 0.2, 0.1, 0.05]}
+
+
+def measured_order(system, integrator, z0, T, dts, reference):
+    errs = []
+    for dt in dts:
+        n = round(T / dt)
+        traj = sl.integrate(system, z0, dt, n, integrator, save_every=n)
+        errs.append(float((traj.z[-1] - reference).norm(dim=-1).max()))
+    slope = np.polyfit(np.log(dts), np.log(errs), 1)[0]
+    return slope, errs
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_measured_order_matches_declared_on_exact_oscillator(name):
+    sys = sl.get_system("oscillator", omega=1.3)
+    integ = sl.get_integrator(name)
+    z0 = torch.tensor([[1.0, 0.3], [-0.5, 0.8]], dtype=torch.float64)
+    T = 2.0
+    exact = sys.exact_solution(z0, torch.tensor([T], dtype=torch.float64))[0]
+    slope, errs = measured_order(sys, integ, z0, T, DTS[integ.order], exact)
+    assert abs(slope - integ.order) < 0.3, (name, slope, errs)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_measured_order_on_nonlinear_pendulum(name):
+    """Same on a nonlinear problem, against a Gauss-Legendre-6 reference at a tiny step."""
+    sys = sl.get_system("pendulum")
+    integ = sl.get_integrator(name)
+    z0 = torch.tensor([[1.0, 0.5], [2.0, -1.0]], dtype=torch.float64)
+    T = 1.0
+    ref = sl.integrate(sys, z0, 1e-3, 1000, sl.get_integrator("gauss-legendre-6"), save_every=1000)
+    dts = [d / 4 for d in DTS[integ.order]]
+    slope, errs = measured_order(sys, integ, z0, T, dts, ref.z[-1])
+    assert abs(slope - integ.order) < 0.3, (name, slope, errs)
+
+
+@pytest.mark.parametrize("name", ["euler", "symplectic-euler", "verlet", "rk4"])
+def test_measured_order_in_float32(name):
+    sys = sl.get_system("oscillator")
+    integ = sl.get_integrator(name)
+    z0 = torch.tensor([[1.0, 0.0]], dtype=torch.float32)
+    T = 2.0
+    exact = sys.exact_solution(z0, torch.tensor([T], dtype=torch.float32))[0]
+    dts = {1: [0.1, 0.05, 0.025], 2: [0.2, 0.1, 0.05], 4: [0.4, 0.2, 0.1]}[integ.order]
+    slope, errs = measured_order(sys, integ, z0, T, dts, exact)
+    assert abs(slope - integ.order) < 0.3, (name, slope, errs)
+
+
+@pytest.mark.parametrize("s", [1, 2, 3])
+def test_gauss_legendre_tableau_is_symplectic_and_consistent(s):
+    A, b, c = gauss_legendre_tableau(s)
+    M = b[:, None] * A + (b[:, None] * A).T - np.outer(b, b)
+    assert np.abs(M).max() < 1e-14
+    assert abs(b.sum() - 1.0) < 1e-14
+    np.testing.assert_allclose(A.sum(1), c, atol=1e-14)
+    # collocation order conditions: sum_j a_ij c_j^(k-1) = c_i^k / k, sum_j b_j c_j^(k-1) = 1/k
+    for k in range(1, s + 1):
+        np.testing.assert_allclose(A @ c ** (k - 1), c**k / k, atol=1e-14)
+    for k in range(1, 2 * s + 1):
+        assert abs(b @ c ** (k - 1) - 1.0 / k) < 1e-14
+
+
+def test_explicit_tableau_would_fail_the_symplectic_condition():
+    """The condition is not vacuous: RK4's tableau violates it."""
+    A = np.array([[0, 0, 0, 0], [0.5, 0, 0, 0], [0, 0.5, 0, 0], [0, 0, 1, 0]])
+    b = np.array([1, 2, 2, 1]) / 6
+    M = b[:, None] * A + (b[:, None] * A).T - np.outer(b, b)
+    assert np.abs(M).max() > 1e-2
+
+
+def _one_step_defect(system, name, z, dt):
+    integ = sl.get_integrator(name)
+    A = batch_jacobian(lambda x: integ.step(system, x, dt), z)
+    return symplecticity_defect(A)
+
+
+@pytest.mark.parametrize("name", SYMPLECTIC)
+def test_symplectic_step_jacobian_on_pendulum(name):
+    sys = sl.get_system("pendulum")
+    z = sys.sample(16, seed=3)
+    defect = _one_step_defect(sys, name, z, 0.1)
+    assert float(defect.max()) < 1e-10
+
+
+@pytest.mark.parametrize("name", [n for n in SYMPLECTIC if not INTEGRATORS[n]().requires_separable])
+def test_implicit_symplectic_step_jacobian_on_double_pendulum(name):
+    sys = sl.get_system("double-pendulum")
+    z = sys.sample(8, seed=4)
+    defect = _one_step_defect(sys, name, z, 0.01)
+    assert float(defect.max()) < 1e-10
+
+
+@pytest.mark.parametrize("name", ["euler", "rk4"])
+def test_non_symplectic_steps_fail_the_check(name):
+    sys = sl.get_system("pendulum")
+    z = sys.sample(16, seed=3)
+    assert float(_one_step_defect(sys, name, z, 0.1).min()) > 1e-8
+
+
+def _energy_error_profile(name, dt, n_steps):
+    sys = sl.get_system("pendulum")
+    z0 = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.5, 1.0]], dtype=torch.float64)
+    with torch.no_grad():
+        traj = sl.integrate(sys, z0, dt, n_steps, sl.get_integrator(name), save_every=10)
+    H = sys.hamiltonian(traj.z)
+    err = ((H - H[0]) / H[0]).abs().max(-1).values.numpy()  # (T,)
+    tenths = np.array_split(err[1:], 10)
+    return np.array([t.max() for t in tenths])
+
+
+def test_verlet_energy_error_stays_in_a_band_over_1e5_steps():
+    env = _energy_error_profile("verlet", 0.003, 100_000)
+    assert env[-1] <= 1.5 * env[0], env
+    assert env.max() < 1e-4
+
+
+@pytest.mark.parametrize("name", ["rk4", "euler"])
+def test_rk4_and_euler_drift_at_the_same_step(name):
+    env = _energy_error_profile(name, 0.003, 100_000)
+    # steady growth: the envelope grows from tenth to tenth and ends far above where it began
+    assert env[-1] > 5 * env[0], env
+    assert np.all(np.diff(env) > 0), env
+
+
+@pytest.mark.parametrize("name", ["verlet", "yoshida4", "implicit-midpoint", "gauss-legendre-4",
+                                  "gauss-legendre-6"])
+def test_symmetric_methods_are_time_reversible(name):
+    sys = sl.get_system("pendulum")
+    integ = sl.get_integrator(name)
+    z0 = sys.sample(8, seed=5)
+    z = z0
+    for k in range(200):
+        z = integ.step(sys, z, 0.05, step_index=k)
+    for k in range(200):
+        z = integ.step(sys, z, -0.05, step_index=k)
+    assert float((z - z0).abs().max()) < 1e-11
+
+
+def test_rk4_is_not_time_reversible():
+    sys = sl.get_system("pendulum")
+    integ = sl.get_integrator("rk4")
+    z0 = sys.sample(8, seed=5)
+    z = z0
+    for _ in range(200):
+        z = integ.step(sys, z, 0.05)
+    for _ in range(200):
+        z = integ.step(sys, z, -0.05)
+    assert float((z - z0).abs().max()) > 1e-7
+
+
+def test_integrate_is_differentiable_and_gives_the_exact_linear_map():
+    """Verlet on the oscillator is the linear map M per step; d z_N / d z_0 = M^N."""
+    w, h, N = 1.5, 0.1, 50
+    sys = sl.get_system("oscillator", omega=w)
+    z0 = torch.tensor([[0.7, -0.2]], dtype=torch.float64, requires_grad=True)
+    traj = sl.integrate(sys, z0, h, N, sl.get_integrator("verlet"))
+    rows = [torch.autograd.grad(traj.z[-1, 0, i], z0, retain_graph=True)[0][0] for i in range(2)]
+    jac = torch.stack(rows)
+    kick = torch.tensor([[1.0, 0.0], [-0.5 * h * w**2, 1.0]], dtype=torch.float64)
+    drift = torch.tensor([[1.0, h], [0.0, 1.0]], dtype=torch.float64)
+    M = kick @ drift @ kick
+    assert torch.allclose(jac, torch.linalg.matrix_power(M, N), atol=1e-12)
+
+
+def test_integrate_batches_and_saves_every_kth_state(dtype):
+    sys = sl.get_system("oscillator")
+    z0 = sys.sample(12, seed=0, dtype=dtype).reshape(3, 4, 2)
+    traj = sl.integrate(sys, z0, 0.01, 95, sl.get_integrator("rk4"), save_every=10)
+    assert traj.z.shape == (11, 3, 4, 2) and traj.z.dtype == dtype
+    assert torch.allclose(traj.t[-1], torch.tensor(0.95, dtype=dtype))
+    exact = sys.exact_solution(z0, traj.t)
+    assert float((traj.z - exact).abs().max()) < (1e-9 if dtype == torch.float64 else 1e-5)
+
+
+def test_unconverged_implicit_step_raises_with_step_dt_and_residual():
+    sys = sl.get_system("pendulum")
+    z0 = sys.sample(4, seed=0)
+    with pytest.raises(sl.ConvergenceError, match=r"step 1 .*dt=0\.5, residual"):
+        sl.integrate(sys, z0, 0.5, 10, GaussLegendre(2, max_iter=3))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"dt": 0.0}, "dt must be a positive"),
+    ({"dt": -0.1}, "dt must be a positive"),
+    ({"n_steps": 0}, "n_steps must be a positive"),
+    ({"save_every": 0}, "save_every must be"),
+])
+def test_bad_arguments_are_refused(kwargs, match):
+    sys = sl.get_system("pendulum")
+    args = {"dt": 0.1, "n_steps": 10, **kwargs}
+    with pytest.raises(sl.SymplearnError, match=match):
+        sl.integrate(sys, sys.sample(2), args.pop("dt"), args.pop("n_steps"),
+                     sl.get_integrator("rk4"), **args)
+
+
+def test_bad_states_are_refused():
+    sys = sl.get_system("pendulum")
+    rk4 = sl.get_integrator("rk4")
+    with pytest.raises(sl.SymplearnError, match="even last dimension"):
+        sl.integrate(sys, torch.zeros(3, 3, dtype=torch.float64), 0.1, 5, rk4)
+    with pytest.raises(sl.SymplearnError, match="phase space has 2"):
+        sl.integrate(sys, torch.zeros(3, 4, dtype=torch.float64), 0.1, 5, rk4)
+    with pytest.raises(sl.NonFiniteError, match="NaN or infinite"):
+        sl.integrate(sys, torch.tensor([[math.nan, 0.0]]), 0.1, 5, rk4)
+
+
+def test_blow_up_is_reported_not_propagated():
+    sys = sl.get_system("oscillator")  # explicit Euler amplifies by sqrt(1 + dt^2) per step
+    with pytest.raises(sl.NonFiniteError, match="by step"):
+        sl.integrate(sys, torch.tensor([[1.0, 0.0]], dtype=torch.float64), 5.0, 10_000,
+                     sl.get_integrator("euler"), save_every=1)
+
+
+def test_separable_only_integrator_on_non_separable_system_names_alternatives():
+    sys = sl.get_system("double-pendulum")
+    with pytest.raises(sl.SymplearnError, match="not separable.*implicit-midpoint"):
+        sl.integrate(sys, sys.sample(2), 0.01, 5, sl.get_integrator("verlet"))
+
+
+def test_unknown_integrator_lists_valid_names():
+    with pytest.raises(sl.SymplearnError, match="unknown integrator 'verlett'.*valid integrator "
+                                                 "names: euler, gauss-legendre-4"):
+        sl.get_integrator("verlett")
