@@ -107,3 +107,41 @@ def provenance() -> dict[str, Any]:
         "numpy_version": np.__version__,
         "python_version": platform.python_version(),
     }
+
+
+class staged_folder:
+    """Write a run's files into a temporary sibling folder, then move them into ``out``.
+
+    Used as ``with staged_folder(out) as tmp: ...write into tmp...``. On success each file is
+    moved into ``out`` with ``os.replace`` (atomic per file; ``out`` is created if needed and
+    files already there that the run does not write are left alone). On any error the temporary
+    folder is removed and ``out`` is untouched: never half-written results.
+    """
+
+    def __init__(self, out: str | os.PathLike):
+        self.out = Path(out)
+
+    def __enter__(self) -> Path:
+        if self.out.exists() and not self.out.is_dir():
+            from ._errors import SymplearnError
+
+            raise SymplearnError(f"output path {str(self.out)!r} exists and is not a folder")
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(dir=self.out.parent, prefix=f".{self.out.name}.", suffix=".tmp"))
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        import shutil
+
+        try:
+            if exc_type is None:
+                self.out.mkdir(parents=True, exist_ok=True)
+                for src in sorted(self.tmp.rglob("*")):
+                    dst = self.out / src.relative_to(self.tmp)
+                    if src.is_dir():
+                        dst.mkdir(parents=True, exist_ok=True)
+                    else:
+                        dst.parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(src, dst)
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)

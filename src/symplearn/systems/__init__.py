@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from .._errors import lookup
 from .base import System
+from .double_pendulum import DoublePendulum
+from .henon_heiles import HenonHeiles
+from .kepler import Kepler, KeplerPolar, cartesian_to_polar, polar_to_cartesian, solve_kepler
 from .oscillator import HarmonicOscillator
 from .pendulum import Pendulum
 
@@ -11,15 +14,42 @@ from .pendulum import Pendulum
 SYSTEMS: dict[str, type[System]] = {
     "oscillator": HarmonicOscillator,
     "pendulum": Pendulum,
+    "double-pendulum": DoublePendulum,
+    "kepler": Kepler,
+    "kepler-polar": KeplerPolar,
+    "henon-heiles": HenonHeiles,
 }
 
 
 def get_system(name: str, **params: float) -> System:
     """Build a system from its canonical name and parameters (names as in the formulas).
 
-    Unknown names (of systems or parameters) raise an error that lists the valid ones.
+    Args:
+        name: one of ``SYSTEMS`` (``oscillator``, ``pendulum``, ``double-pendulum``, ``kepler``,
+            ``kepler-polar``, ``henon-heiles``).
+        **params: parameter values; the others keep their defaults (``System.PARAMS``).
+
+    Returns:
+        The system instance.
+
+    Raises:
+        SymplearnError: an unknown system or parameter name (the message lists the valid ones),
+            or an invalid parameter value.
     """
     return lookup(name, SYSTEMS, "system")(**params)
 
 
-__all__ = ["SYSTEMS", "HarmonicOscillator", "Pendulum", "System", "get_system"]
+__all__ = [
+    "SYSTEMS",
+    "DoublePendulum",
+    "HarmonicOscillator",
+    "HenonHeiles",
+    "Kepler",
+    "KeplerPolar",
+    "Pendulum",
+    "System",
+    "cartesian_to_polar",
+    "get_system",
+    "polar_to_cartesian",
+    "solve_kepler",
+]

@@ -19,8 +19,10 @@ class System(Dynamics):
     the formulas, with defaults), ``ENERGY_RANGE`` (default sampling range) and ``Q_BOX`` (the
     box ``[-Q_BOX, Q_BOX]^n`` that positions are sampled from), and implement
     :meth:`hamiltonian`. They override :meth:`vector_field` with the analytic field, and
-    :meth:`grad_T`/:meth:`grad_V`, :meth:`lagrangian`, :meth:`exact_solution`,
-    :meth:`conserved_quantities` where those exist.
+    :meth:`grad_T`/:meth:`grad_V`, :meth:`lagrangian` (with the Legendre map :meth:`momenta` /
+    :meth:`velocities` and the Euler-Lagrange :meth:`acceleration`), :meth:`exact_solution`,
+    :meth:`conserved_quantities` where those exist. ``ENERGY_RANGE`` and ``Q_BOX`` may be
+    properties when they scale with the parameters.
     """
 
     name: str = "system"
@@ -63,6 +65,25 @@ class System(Dynamics):
         """``L(q, q_dot)``. Args: q, qdot: ``(..., n)``. Returns ``(...)``."""
         raise NotImplementedError(f"{self.name} has no Lagrangian here")
 
+    def acceleration(self, q: Tensor, qdot: Tensor) -> Tensor:
+        """Analytic Euler-Lagrange accelerations ``q_ddot(q, q_dot)``.
+
+        Args:
+            q, qdot: ``(..., n)``.
+
+        Returns:
+            ``(..., n)``.
+        """
+        raise NotImplementedError(f"{self.name} has no Lagrangian here")
+
+    def momenta(self, q: Tensor, qdot: Tensor) -> Tensor:
+        """Legendre map ``p = dL/d(q_dot)``. Args: q, qdot: ``(..., n)``. Returns ``(..., n)``."""
+        raise NotImplementedError(f"{self.name} has no Lagrangian here")
+
+    def velocities(self, q: Tensor, p: Tensor) -> Tensor:
+        """Inverse Legendre map ``q_dot = dH/dp``. Args: q, p: ``(..., n)``. Returns ``(..., n)``."""
+        raise NotImplementedError(f"{self.name} has no Lagrangian here")
+
     def exact_solution(self, z0: Tensor, t: Tensor) -> Tensor:
         """Exact flow. Args: z0: ``(..., 2n)``, t: ``(T,)``. Returns ``(T, ..., 2n)``."""
         raise NotImplementedError(f"{self.name} has no closed-form solution")
@@ -79,17 +100,24 @@ class System(Dynamics):
         """Sample ``n`` initial states with energies uniform in ``energy_range`` (seeded).
 
         The generic sampler assumes a kinetic energy quadratic in p: it draws E, a position q
-        with V(q) < E from the box ``[-Q_BOX, Q_BOX]^n``, a random momentum direction, and
-        scales p so that ``H(q, p) = E``.
+        with V(q) < E uniformly from the box ``[-Q_BOX, Q_BOX]^n`` (restricted to the region
+        that :meth:`_admissible` accepts), a uniformly random momentum direction, and scales p
+        so that ``H(q, p) = E``.
+
+        Args:
+            n: number of states.
+            energy_range: ``(low, high)``; ``None`` uses the system's ``ENERGY_RANGE``.
+            seed: seed of the private random generator (the global torch state is untouched).
+            dtype: dtype of the result (sampling itself is done in float64).
 
         Returns:
             ``(n, 2n)`` in ``dtype``.
+
+        Raises:
+            SymplearnError: ``n`` not a positive integer, an invalid or unreachable energy range.
         """
-        if not (isinstance(n, int) and n > 0):
-            raise SymplearnError(f"the number of states must be a positive integer, got {n!r}")
-        lo, hi = energy_range if energy_range is not None else self.ENERGY_RANGE
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
-            raise SymplearnError(f"energy_range must be (low, high) with low <= high, got {(lo, hi)}")
+        n = _check_count(n)
+        lo, hi = self._energy_range(energy_range)
         gen = torch.Generator().manual_seed(int(seed))
         d = self.n_dof
         out = torch.empty(n, 2 * d, dtype=torch.float64)
@@ -103,7 +131,7 @@ class System(Dynamics):
             zero = torch.zeros_like(q)
             V = self.hamiltonian(torch.cat([q, zero], -1))
             T = self.hamiltonian(torch.cat([q, pdir], -1)) - V
-            ok = (V < E[todo]) & (T > 0)
+            ok = (V < E[todo]) & (T > 0) & self._admissible(q)
             s = torch.sqrt(torch.clamp(E[todo] - V, min=0) / torch.where(T > 0, T, torch.ones_like(T)))
             z = torch.cat([q, s[:, None] * pdir], -1)
             out[todo[ok]] = z[ok]
@@ -113,6 +141,29 @@ class System(Dynamics):
         raise SymplearnError(
             f"could not sample states of {self.name} with energy in {(lo, hi)}: is the range reachable?"
         )
+
+    def _energy_range(self, energy_range: tuple[float, float] | None) -> tuple[float, float]:
+        """Validate ``energy_range`` (``None``: the default) and return it as floats."""
+        rng = energy_range if energy_range is not None else self.ENERGY_RANGE
+        try:
+            lo, hi = (float(x) for x in rng)
+        except (TypeError, ValueError):
+            raise SymplearnError(
+                f"energy_range must be a pair (low, high) of numbers, got {energy_range!r}"
+            ) from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+            raise SymplearnError(f"energy_range must be (low, high) with low <= high, got {(lo, hi)}")
+        return lo, hi
+
+    def _admissible(self, q: Tensor) -> Tensor:
+        """Mask ``(m,)`` of sampled positions ``q: (m, n)`` the sampler may keep (default: all)."""
+        return torch.ones(q.shape[:-1], dtype=torch.bool, device=q.device)
+
+
+def _check_count(n) -> int:
+    if isinstance(n, bool) or not (isinstance(n, int) and n > 0):
+        raise SymplearnError(f"the number of states must be a positive integer, got {n!r}")
+    return n
 
 
 def kinetic_potential(system: System, z: Tensor) -> tuple[Tensor, Tensor]:

@@ -47,6 +47,15 @@ class HarmonicOscillator(System):
     def lagrangian(self, q: Tensor, qdot: Tensor) -> Tensor:
         return (0.5 * qdot**2 - 0.5 * self.omega**2 * q**2).sum(-1)
 
+    def acceleration(self, q: Tensor, qdot: Tensor) -> Tensor:
+        return -self.omega**2 * q
+
+    def momenta(self, q: Tensor, qdot: Tensor) -> Tensor:
+        return qdot.clone()
+
+    def velocities(self, q: Tensor, p: Tensor) -> Tensor:
+        return p.clone()
+
     def exact_solution(self, z0: Tensor, t: Tensor) -> Tensor:
         w = self.omega
         q0, p0 = split(z0)

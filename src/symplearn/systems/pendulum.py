@@ -13,7 +13,8 @@ from .base import System
 class Pendulum(System):
     """Simple pendulum ``H = p^2/2 + (g/L)(1 - cos q)`` (unit mass, time scaled so ``p = q_dot``).
 
-    Separable, with ``L = q_dot^2/2 - (g/L)(1 - cos q)``. Energies below ``2 g/L`` librate.
+    Separable, with ``L = q_dot^2/2 - (g/L)(1 - cos q)``, ``p = q_dot`` and
+    ``q_ddot = -(g/L) sin q``. Energies below ``2 g/L`` librate.
     """
 
     name = "pendulum"
@@ -48,3 +49,12 @@ class Pendulum(System):
 
     def lagrangian(self, q: Tensor, qdot: Tensor) -> Tensor:
         return (0.5 * qdot**2 - (self.g / self.L) * (1.0 - torch.cos(q))).sum(-1)
+
+    def acceleration(self, q: Tensor, qdot: Tensor) -> Tensor:
+        return -(self.g / self.L) * torch.sin(q)
+
+    def momenta(self, q: Tensor, qdot: Tensor) -> Tensor:
+        return qdot.clone()
+
+    def velocities(self, q: Tensor, p: Tensor) -> Tensor:
+        return p.clone()
