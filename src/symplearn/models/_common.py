@@ -1,0 +1,126 @@
+"""Pieces shared by the models: argument checks, the config mixin, and :class:`ScalarMLP`,
+a scalar network with a closed-form input gradient."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .._errors import SymplearnError
+from .activations import Activation
+
+
+def check_int(name: str, value: Any, *, minimum: int = 1) -> int:
+    """Return ``value`` if it is an integer ``>= minimum``, else raise a SymplearnError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SymplearnError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_float(name: str, value: Any, *, positive: bool = False, nonnegative: bool = False) -> float:
+    """Return ``float(value)`` if finite (and > 0 / >= 0 when asked), else raise a SymplearnError."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise SymplearnError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(v) or (positive and v <= 0) or (nonnegative and v < 0):
+        want = "> 0" if positive else ">= 0" if nonnegative else "finite"
+        raise SymplearnError(f"{name} must be a finite number {want}, got {value!r}")
+    return v
+
+
+class ModelMixin:
+    """Config bookkeeping and input checks shared by every model.
+
+    Every model stores ``self.config``: its constructor arguments plus ``"kind"`` (its name in
+    :data:`symplearn.models.MODELS`), all JSON-able, so that ``build_model(**model.config)``
+    rebuilds the same architecture.
+    """
+
+    kind: str
+    config: dict[str, Any]
+    state_kind: str = "canonical"
+
+    def _set_config(self, **kwargs: Any) -> None:
+        self.config = {"kind": self.kind, **kwargs}
+
+    def extra_repr(self) -> str:  # shown by nn.Module.__repr__
+        return ", ".join(f"{k}={v!r}" for k, v in self.config.items() if k != "kind")
+
+    def _check_state(self, z: Tensor) -> None:
+        if not isinstance(z, Tensor):
+            raise SymplearnError(
+                f"{type(self).__name__} expects a torch.Tensor state of shape (..., {2 * self.n_dof}), "
+                f"got {type(z).__name__}"
+            )
+        if z.ndim == 0 or z.shape[-1] != 2 * self.n_dof:
+            raise SymplearnError(
+                f"{type(self).__name__} has n_dof={self.n_dof}, so states have shape "
+                f"(..., {2 * self.n_dof}); got shape {tuple(z.shape)}"
+            )
+        p = next(self.parameters(), None)
+        if p is not None and z.dtype != p.dtype:
+            raise SymplearnError(
+                f"{type(self).__name__} has {p.dtype} parameters but the state is {z.dtype}; "
+                f"convert one of them (model.to({z.dtype}) or z.to({p.dtype}))"
+            )
+
+
+class ScalarMLP(nn.Module):
+    """A scalar network ``f: R^d -> R`` with ``depth`` hidden layers of ``width`` units, and its
+    input gradient in closed form.
+
+    ``f(x) = w^T sigma(W_k ... sigma(W_1 x + b_1) ... + b_k) + c``. The gradient is backpropagated
+    by hand, ``grad f = W_1^T (sigma'(a_1) * W_2^T (... sigma'(a_k) * w))``: two passes of
+    ordinary tensor operations, with no autograd call. Under ``torch.no_grad`` it builds no graph;
+    with grad mode on it is recorded like any forward pass, so a loss on the gradient (an HNN's
+    field) trains with one ordinary backward, never ``create_graph`` double-backward.
+    """
+
+    def __init__(self, in_dim: int, width: int, depth: int, activation: Activation):
+        super().__init__()
+        self.act = activation
+        dims = [in_dim] + [width] * depth
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.out = nn.Linear(width, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``f(x)``. Args: x: ``(..., d)``. Returns: ``(...)``."""
+        h = x
+        for lin in self.hidden:
+            h = self.act.fn(lin(h))
+        return F.linear(h, self.out.weight, self.out.bias)[..., 0]
+
+    def gradient(self, x: Tensor) -> Tensor:
+        """``grad f(x)`` in closed form. Args: x: ``(..., d)``. Returns: ``(..., d)``."""
+        return self._value_and_grad(x, need_value=False)[1]
+
+    def value_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(f(x), grad f(x))``. Args: x: ``(..., d)``. Returns: ``(...)``, ``(..., d)``."""
+        val, g = self._value_and_grad(x, need_value=True)
+        return val, g
+
+    def _value_and_grad(self, x: Tensor, need_value: bool) -> tuple[Tensor | None, Tensor]:
+        act = self.act
+        h = x
+        cache = []
+        for lin in self.hidden:
+            a = lin(h)
+            h = act.fn(a)
+            cache.append((a, h))
+        val = F.linear(h, self.out.weight, self.out.bias)[..., 0] if need_value else None
+        # backward by hand: g_k = dH/dh_k, then dH/da_k = sigma'(a_k) g_k, g_{k-1} = W_k^T dH/da_k
+        g = self.out.weight[0]
+        for lin, (a, h) in zip(reversed(self.hidden), reversed(cache)):
+            g = act.backprop(g, a, h) @ lin.weight
+        return val, g
+
+
+def small_normal_(t: Tensor, std: float = 0.01) -> Tensor:
+    """Fill ``t`` in place from N(0, std^2) (SympNet parameters start near the identity map)."""
+    with torch.no_grad():
+        return t.normal_(0.0, std)

@@ -1,0 +1,64 @@
+"""Training checkpoints: one file, written atomically, loadable without executing code.
+
+A checkpoint holds tensors and plain containers only (``dict``, ``list``, ``tuple``, ``str``,
+numbers, ``None``): model weights, optimizer and scheduler state, random-number-generator
+states (as ``uint8`` tensors), the step, the loss history and the fit settings. It is written
+with ``torch.save`` to memory and moved into place by :func:`symplearn._files.write_bytes`
+(temporary file + ``os.replace``), and read back with ``torch.load(weights_only=True)``: never
+plain pickle.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .._errors import SymplearnError
+from .._files import write_bytes
+
+#: file name of the checkpoint inside a checkpoint directory
+CHECKPOINT_NAME = "checkpoint.pt"
+#: version of the checkpoint layout
+CHECKPOINT_FORMAT = 1
+
+
+def checkpoint_path(checkpoint_dir: str | os.PathLike) -> Path:
+    """The checkpoint file inside ``checkpoint_dir``."""
+    return Path(checkpoint_dir) / CHECKPOINT_NAME
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Write ``state`` (tensors and plain containers) to ``path`` atomically.
+
+    Returns:
+        The path written.
+    """
+    buf = io.BytesIO()
+    torch.save({"format": CHECKPOINT_FORMAT, **state}, buf)
+    return write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``, on the CPU).
+
+    Raises:
+        SymplearnError: the file is missing, unreadable, or not a symplearn checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SymplearnError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # corrupted file, or one that would need unpickling code
+        raise SymplearnError(
+            f"{path} is not a readable checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})"
+        ) from err
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise SymplearnError(
+            f"{path} is not a symplearn checkpoint of format {CHECKPOINT_FORMAT}"
+        )
+    return state

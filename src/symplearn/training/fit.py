@@ -1,0 +1,562 @@
+"""``fit``: the one entry point that trains any model (MLP field, HNN, LNN, SympNet) in place.
+
+Reproducibility: ``fit`` seeds its own minibatch sampler with ``seed`` and uses no other
+randomness; the weights a model starts from are the caller's business (seed construction with
+:func:`seed_everything`). The same seed, data and starting weights give the same trained weights
+on the CPU, and a run resumed from a checkpoint ends with bit-identical weights to an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._errors import NonFiniteError, SymplearnError
+from .._files import _jsonable
+from ..dynamics import Dynamics, FlowMap
+from ..integrators import Integrator, get_integrator
+from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from .data import TrainingData, as_training_data
+from .losses import LOSSES, acceleration_loss, derivative_loss, rollout_loss
+
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("cosine", "constant")
+#: examples per forward pass when a whole split is evaluated
+_EVAL_CHUNK = 4096
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (CPU and CUDA).
+
+    Call it before building a model so that its initial weights are reproducible; ``fit``
+    itself only draws from its own generator, seeded by its ``seed`` argument.
+    """
+    if not isinstance(seed, int):
+        raise SymplearnError(f"seed must be an integer, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (seeding the legacy global generator is the point)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns (the model itself is trained in place).
+
+    Attributes:
+        loss: the loss that was minimised ("derivative", "acceleration" or "rollout").
+        steps: optimizer steps taken in total (a resumed run counts the earlier ones).
+        train_loss: the loss over the whole training split after the last step.
+        test_loss: the same over the test split (``None`` without test trajectories).
+        wall_time: seconds spent training, summed over resumed parts.
+        history: ``{"step", "train_loss", "test_loss", "lr"}``, lists with one entry per log
+            point; ``train_loss`` is the mean minibatch loss since the previous log point,
+            ``test_loss`` the loss over the test split at that step (``None`` without one).
+        resumed_from: the step the run was resumed from, or ``None``.
+        checkpoint: the checkpoint file, when a checkpoint directory was given.
+    """
+
+    loss: str
+    steps: int
+    train_loss: float
+    test_loss: float | None
+    wall_time: float
+    history: dict[str, list] = field(default_factory=dict)
+    resumed_from: int | None = None
+    checkpoint: Path | None = None
+
+    def metrics(self) -> dict[str, Any]:
+        """The numbers for ``metrics.json``."""
+        return {
+            "loss": self.loss,
+            "train_loss": self.train_loss,
+            "test_loss": self.test_loss,
+            "steps": self.steps,
+            "wall_time_s": self.wall_time,
+        }
+
+
+# -- examples: what one minibatch of each loss is made of -----------------------------------
+class _Points:
+    """Independent points ``(x_i, y_i)`` for derivative/acceleration matching."""
+
+    def __init__(self, x: Tensor, y: Tensor, loss_fn):
+        self.x, self.y, self.loss_fn = x, y, loss_fn
+        self.size = x.shape[0]
+
+    def loss(self, model, idx: Tensor) -> Tensor:
+        idx = idx.to(self.x.device)
+        return self.loss_fn(model, self.x[idx], self.y[idx])
+
+
+class _Windows:
+    """Windows ``z[s : s + k + 1, j]`` of consecutive states for rollout matching."""
+
+    def __init__(self, z: Tensor, k: int, loss_fn):
+        self.z, self.k, self.loss_fn = z, k, loss_fn
+        self.n_traj = z.shape[1]
+        self.size = (z.shape[0] - k) * self.n_traj
+        self.offsets = torch.arange(k + 1, device=z.device)
+
+    def loss(self, model, idx: Tensor) -> Tensor:
+        idx = idx.to(self.z.device)
+        start, traj = idx // self.n_traj, idx % self.n_traj
+        window = self.z[start[None] + self.offsets[:, None], traj[None]]  # (k + 1, B, 2n)
+        return self.loss_fn(model, window)
+
+
+def _examples(loss: str, data: TrainingData, split: str, *, k: int, rollout_kwargs: dict):
+    d, n = data.z.shape[-1], data.n_dof
+    if len(data._index(split)) == 0:
+        return None
+    if loss == "rollout":
+        return _Windows(data.states(split), k, partial(rollout_loss, **rollout_kwargs))
+    x = data.states(split).reshape(-1, d)
+    y = data.derivatives(split).reshape(-1, d)
+    if loss == "acceleration":
+        return _Points(x, y[:, n:], acceleration_loss)
+    return _Points(x, y, derivative_loss)
+
+
+def _evaluate(model, examples) -> float | None:
+    """Mean loss over all examples of a split (chunked; chunks weighted by size)."""
+    if examples is None or examples.size == 0:
+        return None
+    total = 0.0
+    for lo in range(0, examples.size, _EVAL_CHUNK):
+        idx = torch.arange(lo, min(lo + _EVAL_CHUNK, examples.size))
+        total += float(examples.loss(model, idx).detach()) * len(idx)
+    return total / examples.size
+
+
+# -- progress -------------------------------------------------------------------------------
+class _Progress:
+    """A tqdm bar on a terminal, plain lines on stderr otherwise, nothing when disabled."""
+
+    def __init__(self, enabled: bool, total: int, initial: int):
+        self.bar = None
+        self.lines = False
+        if enabled and sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, desc="fit", file=sys.stderr, leave=False)
+        else:
+            self.lines = enabled
+        self.total = total
+
+    def update(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def log(self, step: int, train: float, test: float | None, lr: float, elapsed: float) -> None:
+        test_s = "" if test is None else f" test {test:.3e}"
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"train {train:.3e}{test_s}", refresh=False)
+        elif self.lines:
+            print(
+                f"[fit] step {step}/{self.total} train {train:.3e}{test_s} lr {lr:.2e} "
+                f"({elapsed:.1f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# -- argument checks ------------------------------------------------------------------------
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SymplearnError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def _positive_float(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        rule = "a non-negative" if allow_zero else "a positive"
+        raise SymplearnError(f"{name} must be {rule} finite number, got {value!r}")
+    return float(value)
+
+
+def _choose_loss(loss: str, model, integrator, lagrangian: bool) -> str:
+    if loss == "auto":
+        if isinstance(model, FlowMap) or integrator is not None:
+            return "rollout"
+        return "acceleration" if lagrangian else "derivative"
+    if loss not in LOSSES:
+        raise SymplearnError(f"unknown loss {loss!r}; valid losses: auto, {', '.join(LOSSES)}")
+    if isinstance(model, FlowMap) and loss != "rollout":
+        raise SymplearnError(
+            f"{type(model).__name__} is a flow map (one fixed step, no vector field): it trains "
+            f"with loss='rollout', not {loss!r}"
+        )
+    if loss == "acceleration" and not lagrangian:
+        raise SymplearnError(
+            f"loss='acceleration' is for Lagrangian models (LNN, state (q, q_dot)); "
+            f"{type(model).__name__} works on (q, p): use loss='derivative' or 'rollout'"
+        )
+    return loss
+
+
+def _rollout_setup(model, data: TrainingData, integrator, dt, k: int) -> dict[str, Any]:
+    """Step size, substeps and integrator of a rollout loss (validated)."""
+    if data.dt is None:
+        raise SymplearnError("a rollout loss needs trajectories with a time step (data dt)")
+    if data.n_times < k + 1:
+        raise SymplearnError(
+            f"a {k}-step rollout needs trajectories of at least {k + 1} saved times, "
+            f"the data has {data.n_times}"
+        )
+    if isinstance(model, FlowMap):
+        if integrator is not None:
+            raise SymplearnError(
+                f"{type(model).__name__} is a flow map with its own step; pass integrator=None"
+            )
+        if dt is not None and not math.isclose(dt, model.dt, rel_tol=1e-9):
+            raise SymplearnError(f"{type(model).__name__} was built for dt={model.dt:g}; got dt={dt:g}")
+        h = float(model.dt)
+    else:
+        if integrator is None:
+            integrator = get_integrator("verlet" if model.separable else "implicit-midpoint")
+        elif isinstance(integrator, str):
+            integrator = get_integrator(integrator)
+        elif not isinstance(integrator, Integrator):
+            raise SymplearnError(
+                f"integrator must be a name or an Integrator (see symplearn.get_integrator), "
+                f"got {type(integrator).__name__}"
+            )
+        integrator.check(model)
+        h = float(dt) if dt is not None else data.dt
+    ratio = data.dt / h
+    substeps = round(ratio)
+    if substeps < 1 or abs(ratio - substeps) > 1e-6 * ratio:
+        raise SymplearnError(
+            f"the data's time step {data.dt:g} must be a whole multiple of the model's step {h:g}"
+        )
+    return {"dt": h, "integrator": integrator, "substeps": substeps}
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-able copy of ``obj`` with plain types only (safe for ``weights_only`` loading)."""
+    return json.loads(json.dumps(_jsonable(obj)))
+
+
+def _rng_state(gen: torch.Generator, device: torch.device) -> dict[str, Tensor]:
+    state = {"sampler": gen.get_state(), "torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+# -- fit ------------------------------------------------------------------------------------
+def fit(
+    model,
+    data,
+    *,
+    loss: str = "auto",
+    steps: int = 1000,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    optimizer: str = "adam",
+    weight_decay: float = 0.0,
+    schedule: str = "cosine",
+    grad_clip: float | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    integrator: Integrator | str | None = None,
+    rollout_k: int = 1,
+    dt: float | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_every: int = 1000,
+    resume: bool = False,
+    progress: bool = True,
+    log_every: int | None = None,
+) -> FitResult:
+    """Train ``model`` in place on ``data``.
+
+    Losses (see :mod:`symplearn.training.losses`); ``loss="auto"`` picks the natural one:
+
+    * ``"derivative"`` (continuous models: MLP field, HNN): ``||f_theta(z) - dz/dt||^2``; the
+      data's derivatives, or second-order finite differences of its states when it has none;
+    * ``"acceleration"`` (Lagrangian models, ``model.state_kind == "lagrangian"``, i.e. LNN):
+      ``||q_ddot_theta(q, q_dot) - q_ddot||^2``; canonical data is converted first with
+      :meth:`TrainingData.to_lagrangian` (exact with the data's ground-truth system, finite
+      differences without);
+    * ``"rollout"`` (flow maps, i.e. SympNets, through their own step; or any continuous model
+      through ``integrator``): ``rollout_k``-step prediction error. "auto" picks it for flow maps
+      and whenever an ``integrator`` is given.
+
+    Minibatches of ``batch_size`` examples are drawn with replacement from the training split by
+    a generator seeded with ``seed`` (the whole split when it is smaller). Adam or AdamW, a
+    cosine-annealed (to 0 at ``steps``) or constant learning rate, optional gradient-norm
+    clipping.
+
+    Args:
+        model: a ``torch.nn.Module`` that is a :class:`~symplearn.Dynamics` or a
+            :class:`~symplearn.FlowMap`; trained in place.
+        data: :class:`TrainingData` or a :class:`symplearn.data.Dataset`.
+        loss: "auto", "derivative", "acceleration" or "rollout".
+        steps: total optimizer steps (a resumed run continues up to this many).
+        batch_size: examples per step.
+        lr: peak learning rate.
+        optimizer: "adam" or "adamw".
+        weight_decay: L2 (Adam) or decoupled (AdamW) weight decay.
+        schedule: "cosine" or "constant".
+        grad_clip: clip the global gradient norm to this value; ``None`` does not clip.
+        seed: seed of the minibatch sampler.
+        device: where to train (default: where the model is); the model is moved there.
+        dtype: parameter and data dtype (default: the model's); the model is cast to it.
+        integrator: integrator (object or name) for rollout losses of continuous models; default
+            Verlet for separable models, implicit midpoint otherwise.
+        rollout_k: steps per rollout (1 = one-step loss).
+        dt: integrator step of continuous models (default the data's spacing; the spacing must
+            be a whole multiple of it). For flow maps, ``None`` or the model's own ``dt``.
+        checkpoint_dir: write ``checkpoint.pt`` here every ``checkpoint_every`` steps and at
+            the end (atomically; tensors and plain containers only).
+        checkpoint_every: steps between checkpoints.
+        resume: continue from the checkpoint in ``checkpoint_dir`` (same settings required).
+        progress: report progress (tqdm bar on a terminal, plain lines on stderr otherwise).
+        log_every: steps between history entries / progress lines (default ``steps // 100``).
+
+    Returns:
+        :class:`FitResult`.
+
+    Raises:
+        SymplearnError: bad arguments, a model/data/loss mismatch, a missing or incompatible
+            checkpoint when resuming.
+        NonFiniteError: the loss or the gradient became NaN/inf (the message names the step;
+            the last checkpoint on disk is from a good step).
+    """
+    # -- validate ---------------------------------------------------------------------------
+    if not isinstance(model, torch.nn.Module) or not isinstance(model, (Dynamics, FlowMap)):
+        raise SymplearnError(
+            f"fit needs a symplearn model (a torch.nn.Module that is a Dynamics or a FlowMap, "
+            f"see symplearn.models.build_model), got {type(model).__name__}"
+        )
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise SymplearnError(f"{type(model).__name__} has no trainable parameters")
+    steps = _positive_int("steps", steps)
+    batch_size = _positive_int("batch_size", batch_size)
+    rollout_k = _positive_int("rollout_k", rollout_k)
+    checkpoint_every = _positive_int("checkpoint_every", checkpoint_every)
+    log_every = max(1, steps // 100) if log_every is None else _positive_int("log_every", log_every)
+    lr = _positive_float("lr", lr)
+    weight_decay = _positive_float("weight_decay", weight_decay, allow_zero=True)
+    if grad_clip is not None:
+        grad_clip = _positive_float("grad_clip", grad_clip)
+    if dt is not None:
+        dt = _positive_float("dt", dt)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise SymplearnError(f"seed must be an integer, got {seed!r}")
+    if optimizer not in OPTIMIZERS:
+        raise SymplearnError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+    if schedule not in SCHEDULES:
+        raise SymplearnError(f"unknown schedule {schedule!r}; valid: {', '.join(SCHEDULES)}")
+    if resume and checkpoint_dir is None:
+        raise SymplearnError("resume=True needs the checkpoint_dir to resume from")
+
+    lagrangian = getattr(model, "state_kind", "canonical") == "lagrangian"
+    loss = _choose_loss(loss, model, integrator, lagrangian)
+
+    # -- place model and data ---------------------------------------------------------------
+    ref = params[0]
+    device = torch.device(device) if device is not None else ref.device
+    dtype = dtype if dtype is not None else ref.dtype
+    if dtype not in (torch.float32, torch.float64):
+        raise SymplearnError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    model.to(device=device, dtype=dtype)
+
+    data = as_training_data(data)
+    if data.z.shape[-1] != model.dim:
+        raise SymplearnError(
+            f"the data's states have {data.z.shape[-1]} coordinates but the model's phase space "
+            f"has {model.dim}"
+        )
+    if lagrangian:
+        data = data.to_lagrangian()
+    elif data.state_kind == "lagrangian":
+        raise SymplearnError(
+            f"{type(model).__name__} works on canonical (q, p) states; the data is Lagrangian "
+            f"(q, q_dot)"
+        )
+    data = data.to(dtype=dtype, device=device)
+
+    rollout_kwargs: dict[str, Any] = {}
+    if loss == "rollout":
+        rollout_kwargs = _rollout_setup(model, data, integrator, dt, rollout_k)
+    train_ex = _examples(loss, data, "train", k=rollout_k, rollout_kwargs=rollout_kwargs)
+    test_ex = _examples(loss, data, "test", k=rollout_k, rollout_kwargs=rollout_kwargs)
+    if train_ex.size == 0:
+        raise SymplearnError("the training split has no examples for this loss")
+
+    settings = _plain(
+        {
+            "loss": loss,
+            "steps": steps,
+            "batch_size": batch_size,
+            "lr": lr,
+            "optimizer": optimizer,
+            "weight_decay": weight_decay,
+            "schedule": schedule,
+            "grad_clip": grad_clip,
+            "seed": seed,
+            "dtype": str(dtype).removeprefix("torch."),
+            "rollout_k": rollout_k if loss == "rollout" else None,
+            "dt": rollout_kwargs.get("dt"),
+            "integrator": getattr(rollout_kwargs.get("integrator"), "name", None),
+            "data": data.describe(),
+            "model": getattr(model, "config", type(model).__name__),
+        }
+    )
+
+    # -- optimizer, schedule, sampler -------------------------------------------------------
+    opt_cls = torch.optim.Adam if optimizer == "adam" else torch.optim.AdamW
+    opt = opt_cls(params, lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps) if schedule == "cosine" else None
+    gen = torch.Generator().manual_seed(seed)
+    history: dict[str, list] = {"step": [], "train_loss": [], "test_loss": [], "lr": []}
+    start, elapsed_before, acc_sum, acc_n = 0, 0.0, 0.0, 0
+    ckpt_file = checkpoint_path(checkpoint_dir) if checkpoint_dir is not None else None
+    last_ckpt_step: int | None = None
+
+    if resume:
+        state = load_checkpoint(ckpt_file)
+        diff = {
+            k: (state["settings"].get(k), v)
+            for k, v in settings.items()
+            if state["settings"].get(k) != v
+        }
+        if diff:
+            lines = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in diff.items())
+            raise SymplearnError(
+                f"cannot resume from {ckpt_file}: the run's settings differ from the "
+                f"checkpoint's ({lines}); resume with the same settings or start afresh"
+            )
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as err:
+            raise SymplearnError(f"the checkpoint's weights do not fit the model: {err}") from err
+        opt.load_state_dict(state["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["rng"]["sampler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if device.type == "cuda" and "cuda" in state["rng"]:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+        history = state["history"]
+        start, elapsed_before = int(state["step"]), float(state["elapsed"])
+        acc_sum, acc_n = float(state["accumulated"][0]), int(state["accumulated"][1])
+        last_ckpt_step = start
+        if start > steps:
+            raise SymplearnError(f"the checkpoint is at step {start}, past steps={steps}")
+
+    def write_checkpoint(step: int) -> None:
+        nonlocal last_ckpt_step
+        for name, p in model.named_parameters():
+            if not bool(torch.isfinite(p).all()):
+                raise NonFiniteError(
+                    f"parameter {name!r} became NaN or infinite by step {step}; "
+                    f"{_ckpt_note(ckpt_file, last_ckpt_step)}"
+                )
+        save_checkpoint(
+            ckpt_file,
+            {
+                "step": step,
+                "elapsed": elapsed_before + time.perf_counter() - t0,
+                "accumulated": [acc_sum, acc_n],
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict() if sched is not None else {},
+                "rng": _rng_state(gen, device),
+                "history": history,
+                "settings": settings,
+            },
+        )
+        last_ckpt_step = step
+
+    # -- loop -------------------------------------------------------------------------------
+    was_training = model.training
+    model.train()
+    bar = _Progress(progress, steps, start)
+    t0 = time.perf_counter()
+    try:
+        for step in range(start + 1, steps + 1):
+            if batch_size >= train_ex.size:
+                idx = torch.arange(train_ex.size)
+            else:
+                idx = torch.randint(train_ex.size, (batch_size,), generator=gen)
+            opt.zero_grad(set_to_none=True)
+            batch_loss = train_ex.loss(model, idx)
+            value = float(batch_loss.detach())
+            if not math.isfinite(value):
+                raise NonFiniteError(
+                    f"the {loss} loss became {value} at step {step} (lr={lr:g}); "
+                    f"{_ckpt_note(ckpt_file, last_ckpt_step)}; try a smaller lr or grad_clip"
+                )
+            batch_loss.backward()
+            grads = [p.grad for p in params if p.grad is not None]
+            if grad_clip is not None:
+                norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
+            else:
+                norm = torch.nn.utils.get_total_norm(grads)
+            if not bool(torch.isfinite(norm)):
+                raise NonFiniteError(
+                    f"the gradient became NaN or infinite at step {step} (loss {value:.3g}); "
+                    f"{_ckpt_note(ckpt_file, last_ckpt_step)}; try a smaller lr or grad_clip"
+                )
+            step_lr = opt.param_groups[0]["lr"]
+            opt.step()
+            if sched is not None:
+                sched.step()
+            acc_sum, acc_n = acc_sum + value, acc_n + 1
+            bar.update()
+            if step % log_every == 0 or step == steps:
+                test = _evaluate(model, test_ex)
+                history["step"].append(step)
+                history["train_loss"].append(acc_sum / acc_n)
+                history["test_loss"].append(test)
+                history["lr"].append(step_lr)
+                bar.log(step, acc_sum / acc_n, test, step_lr, elapsed_before + time.perf_counter() - t0)
+                acc_sum, acc_n = 0.0, 0
+            if ckpt_file is not None and (step % checkpoint_every == 0 or step == steps):
+                write_checkpoint(step)
+    finally:
+        bar.close()
+    wall = elapsed_before + time.perf_counter() - t0
+    train_loss = _evaluate(model, train_ex)
+    test_loss = _evaluate(model, test_ex)
+    model.train(was_training)
+    return FitResult(
+        loss=loss,
+        steps=steps,
+        train_loss=train_loss,
+        test_loss=test_loss,
+        wall_time=wall,
+        history=history,
+        resumed_from=start if resume else None,
+        checkpoint=ckpt_file,
+    )
+
+
+def _ckpt_note(ckpt_file: Path | None, step: int | None) -> str:
+    if ckpt_file is None:
+        return "no checkpoint was written (no checkpoint_dir)"
+    if step is None:
+        return f"no checkpoint was written yet to {ckpt_file}"
+    return f"the last good checkpoint is {ckpt_file} (step {step})"

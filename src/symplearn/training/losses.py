@@ -1,0 +1,112 @@
+"""Training losses, one function each. Every loss is the mean over samples of a squared
+Euclidean norm (summed over coordinates), as in the formulas of the specification.
+
+* :func:`derivative_loss`: ``(1/N) sum_i ||f_theta(z_i) - dz_i/dt||^2`` for continuous models
+  (MLP field, HNN: ``f_theta = J grad H_theta``).
+* :func:`acceleration_loss`: ``(1/N) sum_i ||q_ddot_theta(q_i, q_dot_i) - q_ddot_i||^2`` for
+  Lagrangian models (LNN), whose state is ``(q, q_dot)``.
+* :func:`rollout_loss`: ``(1/k) sum_{j=1..k} (1/N) sum_i ||Phi^j(z_i) - z_{i+j}||^2`` through a
+  flow map's own step (SympNet) or through any integrator applied to a continuous model
+  (e.g. an HNN inside implicit midpoint or, when separable, Verlet). ``k = 1`` is the one-step
+  loss; every intermediate state of a k-step rollout is matched.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from .._errors import SymplearnError
+from ..dynamics import FlowMap
+
+#: canonical loss names (``fit(loss=...)``; "auto" picks one per model kind)
+LOSSES = ("derivative", "acceleration", "rollout")
+
+
+def _sq_norm_mean(err: Tensor) -> Tensor:
+    return err.pow(2).sum(-1).mean()
+
+
+def derivative_loss(model, z: Tensor, dzdt: Tensor) -> Tensor:
+    """Derivative matching ``mean_i ||vector_field(z_i) - dzdt_i||^2``.
+
+    Args:
+        model: continuous dynamics (``vector_field``).
+        z: states ``(N, 2n)``.
+        dzdt: observed time derivatives ``(N, 2n)``.
+
+    Returns:
+        Scalar tensor.
+    """
+    return _sq_norm_mean(model.vector_field(z) - dzdt)
+
+
+def acceleration_loss(model, x: Tensor, qddot: Tensor) -> Tensor:
+    """Acceleration matching for Lagrangian models: ``mean_i ||q_ddot_theta(x_i) - qddot_i||^2``.
+
+    The model's acceleration is the second half of its vector field on the Lagrangian state
+    (``vector_field(q, q_dot) = (q_dot, q_ddot)``).
+
+    Args:
+        model: Lagrangian dynamics (state ``(q, q_dot)``).
+        x: states ``(N, 2n)`` = ``(q, q_dot)``.
+        qddot: observed accelerations ``(N, n)``.
+
+    Returns:
+        Scalar tensor.
+    """
+    n = x.shape[-1] // 2
+    return _sq_norm_mean(model.vector_field(x)[..., n:] - qddot)
+
+
+def rollout_loss(
+    model, window: Tensor, *, dt: float | None = None, integrator=None, substeps: int = 1
+) -> Tensor:
+    """k-step rollout matching ``(1/k) sum_{j=1..k} mean_i ||Phi^j(z_i) - z_{i+j}||^2``.
+
+    Differentiable end to end (the same integrator code as inference), so gradients flow
+    through all k steps.
+
+    Args:
+        model: a flow map (``step``; then ``integrator`` must be ``None``) or continuous
+            dynamics advanced by ``integrator`` with step ``dt``.
+        window: consecutive observed states ``(k + 1, N, 2n)``; ``window[0]`` starts the
+            rollout and ``window[1:]`` are the targets.
+        dt: integrator step size (continuous models only).
+        integrator: an :class:`~symplearn.integrators.Integrator` (continuous models only).
+        substeps: model steps per observed step (the data's spacing is ``substeps * dt``).
+
+    Returns:
+        Scalar tensor.
+
+    Raises:
+        SymplearnError: a window shorter than 2 states, or a model/integrator mismatch.
+    """
+    if window.ndim < 2 or window.shape[0] < 2:
+        raise SymplearnError(
+            f"a rollout window needs shape (k + 1, ..., 2n) with k >= 1, got {tuple(window.shape)}"
+        )
+    if isinstance(model, FlowMap):
+        if integrator is not None:
+            raise SymplearnError(
+                f"{type(model).__name__} is a flow map with its own step; pass integrator=None"
+            )
+
+        def advance(z: Tensor) -> Tensor:
+            return model.step(z)
+    else:
+        if integrator is None or dt is None:
+            raise SymplearnError(
+                "a rollout loss through a continuous model needs an integrator and a step dt"
+            )
+
+        def advance(z: Tensor) -> Tensor:
+            return integrator.step(model, z, dt)
+
+    z = window[0]
+    total = window.new_zeros(())
+    k = window.shape[0] - 1
+    for j in range(1, k + 1):
+        for _ in range(substeps):
+            z = advance(z)
+        total = total + _sq_norm_mean(z - window[j])
+    return total / k
