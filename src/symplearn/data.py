@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ import torch
 from torch import Tensor
 
 from . import __version__
-from ._errors import SymplearnError
+from ._errors import NonFiniteError, SymplearnError
 from ._files import read_npz, write_json, write_npz
 from .integrators import Integrator, get_integrator, integrate
 from .systems import System, get_system
@@ -53,7 +55,9 @@ class Dataset:
             substeps, dt, noise, package version, ...).
 
     Raises:
-        SymplearnError: inconsistent shapes or indices.
+        SymplearnError: inconsistent shapes, dtypes (t, z and dzdt share one float dtype) or
+            indices.
+        NonFiniteError: NaN or infinite values in t, z or dzdt.
     """
 
     t: Tensor
@@ -183,7 +187,8 @@ class Dataset:
 
         Raises:
             SymplearnError: a missing file, a file that is not a symplearn dataset (not an
-                ``.npz``, missing arrays, no or foreign sidecar), or inconsistent shapes.
+                ``.npz``, corrupted, pickled object arrays, missing arrays, no or foreign
+                sidecar, a sidecar that does not describe these arrays), or inconsistent shapes.
         """
         path = Path(path)
         side = path.with_suffix(".json")
@@ -211,7 +216,8 @@ class Dataset:
             )
         try:
             arrays = read_npz(path)
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as err:
+            # ValueError includes numpy's refusal of pickled object arrays (allow_pickle=False)
             raise SymplearnError(f"{str(path)!r} is not a readable .npz dataset: {err}") from None
         missing = [k for k in _ARRAYS if k not in arrays]
         if missing:
@@ -219,6 +225,17 @@ class Dataset:
                 f"{str(path)!r} is not a symplearn dataset: missing arrays {', '.join(missing)} "
                 f"(expected {', '.join(_ARRAYS)})"
             )
+        declared = meta.get("arrays")
+        if not isinstance(declared, dict):
+            raise SymplearnError(f"{str(side)!r} does not describe the arrays of the dataset")
+        for k in _ARRAYS:
+            want = declared.get(k)
+            got = {"shape": list(arrays[k].shape), "dtype": str(arrays[k].dtype)}
+            if want != got:
+                raise SymplearnError(
+                    f"{str(path)!r} does not match its sidecar {str(side)!r}: array {k} is "
+                    f"{got}, the sidecar says {want} (was one of the two files replaced?)"
+                )
         for k in ("t", "z", "dzdt"):
             if arrays[k].dtype not in (np.float32, np.float64):
                 raise SymplearnError(
@@ -243,8 +260,19 @@ class Dataset:
 
 
 def _check_consistent(t, z, dzdt, train_idx, test_idx) -> None:
+    for name, x in (("t", t), ("z", z), ("dzdt", dzdt), ("train_idx", train_idx), ("test_idx", test_idx)):
+        if not isinstance(x, Tensor):
+            raise SymplearnError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if z.ndim != 3 or z.shape[-1] % 2 or z.shape[-1] == 0:
         raise SymplearnError(f"z must have shape (T, K, 2n), got {tuple(z.shape)}")
+    if z.dtype not in _DTYPES.values() or dzdt.dtype != z.dtype or t.dtype != z.dtype:
+        raise SymplearnError(
+            f"t, z and dzdt must share one dtype, float32 or float64; got {t.dtype}, {z.dtype}, "
+            f"{dzdt.dtype}"
+        )
+    for name, x in (("t", t), ("z", z), ("dzdt", dzdt)):
+        if not bool(torch.isfinite(x).all()):
+            raise NonFiniteError(f"{name} contains NaN or infinite values")
     if tuple(t.shape) != (z.shape[0],):
         raise SymplearnError(f"t must have shape (T,) = ({z.shape[0]},), got {tuple(t.shape)}")
     if dzdt.shape != z.shape:
@@ -334,6 +362,8 @@ def generate_dataset(
         raise SymplearnError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
     if dtype not in _DTYPES.values():
         raise SymplearnError(f"dtype must be torch.float64 or torch.float32, got {dtype!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise SymplearnError(f"seed must be an integer >= 0, got {seed!r}")
     if integrator is None:
         integrator = get_integrator(DEFAULT_INTEGRATOR)
     elif isinstance(integrator, str):

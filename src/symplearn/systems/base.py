@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor
@@ -36,7 +37,14 @@ class System(Dynamics):
 
     def __init__(self, **params: float):
         check_names(params, self.PARAMS, f"parameter of {self.name}")
-        values = {**self.PARAMS, **{k: float(v) for k, v in params.items()}}
+        values = dict(self.PARAMS)
+        for k, v in params.items():
+            try:
+                values[k] = float(v)
+            except (TypeError, ValueError):
+                raise SymplearnError(
+                    f"parameter {k} of {self.name} must be a number, got {v!r}"
+                ) from None
         for k, v in values.items():
             if not math.isfinite(v):
                 raise SymplearnError(f"parameter {k} of {self.name} must be finite, got {v}")
@@ -114,11 +122,12 @@ class System(Dynamics):
             ``(n, 2n)`` in ``dtype``.
 
         Raises:
-            SymplearnError: ``n`` not a positive integer, an invalid or unreachable energy range.
+            SymplearnError: ``n`` not a positive integer, a seed that is not an integer in
+                ``[0, 2^63)``, an invalid or unreachable energy range.
         """
         n = _check_count(n)
         lo, hi = self._energy_range(energy_range)
-        gen = torch.Generator().manual_seed(int(seed))
+        gen = seeded_generator(seed)
         d = self.n_dof
         out = torch.empty(n, 2 * d, dtype=torch.float64)
         E = lo + (hi - lo) * torch.rand(n, generator=gen, dtype=torch.float64)
@@ -160,10 +169,17 @@ class System(Dynamics):
         return torch.ones(q.shape[:-1], dtype=torch.bool, device=q.device)
 
 
+def seeded_generator(seed) -> torch.Generator:
+    """A private CPU generator seeded with ``seed`` (an integer in ``[0, 2^63)``)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
+        raise SymplearnError(f"seed must be an integer in [0, 2^63), got {seed!r}")
+    return torch.Generator().manual_seed(int(seed))
+
+
 def _check_count(n) -> int:
-    if isinstance(n, bool) or not (isinstance(n, int) and n > 0):
+    if isinstance(n, bool) or not (isinstance(n, numbers.Integral) and n > 0):
         raise SymplearnError(f"the number of states must be a positive integer, got {n!r}")
-    return n
+    return int(n)
 
 
 def kinetic_potential(system: System, z: Tensor) -> tuple[Tensor, Tensor]:

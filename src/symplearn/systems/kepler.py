@@ -16,7 +16,7 @@ from torch import Tensor
 
 from .._errors import ConvergenceError, SymplearnError
 from ..dynamics import join, split
-from .base import System, _check_count
+from .base import System, _check_count, seeded_generator
 
 TWO_PI = 2.0 * math.pi
 
@@ -267,7 +267,8 @@ class Kepler(System):
             ``(n, 4)`` Cartesian states ``(x, y, p_x, p_y)``.
 
         Raises:
-            SymplearnError: invalid ranges (non-negative energies, eccentricities outside [0, 1)).
+            SymplearnError: invalid ranges (non-negative energies, eccentricities outside [0, 1)),
+                ``n`` not a positive integer, or an invalid seed.
         """
         n = _check_count(n)
         lo, hi = self._energy_range(energy_range)
@@ -276,15 +277,19 @@ class Kepler(System):
                 f"{self.name} samples bound orbits, which need energies < 0; got energy_range "
                 f"{(lo, hi)} (try e.g. {self.ENERGY_RANGE})"
             )
-        e_lo, e_hi = (
-            eccentricity_range if eccentricity_range is not None else self.ECCENTRICITY_RANGE
-        )
+        erng = eccentricity_range if eccentricity_range is not None else self.ECCENTRICITY_RANGE
+        try:
+            e_lo, e_hi = (float(x) for x in erng)
+        except (TypeError, ValueError):
+            raise SymplearnError(
+                f"eccentricity_range must be a pair (low, high) of numbers, got {erng!r}"
+            ) from None
         if not (0.0 <= e_lo <= e_hi < 1.0):
             raise SymplearnError(
                 f"eccentricity_range must satisfy 0 <= low <= high < 1 (elliptic orbits), got "
                 f"{(e_lo, e_hi)}"
             )
-        gen = torch.Generator().manual_seed(int(seed))
+        gen = seeded_generator(seed)
         u = torch.rand(5, n, generator=gen, dtype=torch.float64)
         energy = lo + (hi - lo) * u[0]
         e = e_lo + (e_hi - e_lo) * u[1]

@@ -57,8 +57,9 @@ class HarmonicOscillator(System):
         return p.clone()
 
     def exact_solution(self, z0: Tensor, t: Tensor) -> Tensor:
+        """Exact flow. Args: z0: ``(..., 2)``, t: ``(T,)``. Returns ``(T, ..., 2)``."""
         w = self.omega
         q0, p0 = split(z0)
-        tt = t.reshape(-1, *([1] * z0.ndim)).to(z0)
+        tt = torch.as_tensor(t).reshape(-1, *([1] * z0.ndim)).to(z0)
         c, s = torch.cos(w * tt), torch.sin(w * tt)
         return join(q0 * c + p0 / w * s, p0 * c - w * q0 * s)
