@@ -4,20 +4,24 @@ A model folder holds
 
 * ``model.safetensors``: the weights (safetensors: loading executes no code);
 * ``config.json``: ``{"symplearn_version", "dtype", "model": model.config (kind and sizes),
-  "provenance": versions, ...}`` plus whatever the caller adds (system name and parameters,
-  data and training settings);
+  "provenance": versions, "training": fit settings, "data": data description, "system": name
+  and parameters, ...}`` plus whatever the caller adds;
 * ``metrics.json``: final train and test loss, steps, wall time (when given);
 * ``loss.png``: the loss curve, train and test, log-scale (when a history is given).
 
-Every file is written atomically (temporary file, then ``os.replace``). :func:`load_model`
-rebuilds the architecture with ``build_model(**config["model"])`` and refuses, with a message
-that says what is wrong, a folder from another major/minor version of symplearn, weights that do
-not match the config, a weights file that is not valid safetensors, or a missing file.
+The files are written into a temporary sibling folder and moved into place one by one with
+``os.replace`` (:class:`symplearn._files.staged_folder`): a crash never leaves a half-written
+file. :func:`load_model` rebuilds the architecture with ``build_model(**config["model"])`` and
+refuses, with a message that says what is wrong, a folder from another major.minor version of
+symplearn, weights that do not match the config (names, shapes, dtypes), non-finite weights, a
+weights file that is not valid safetensors (a pickle, a truncated file, ...), or a missing file.
+Nothing is ever unpickled: the weights are parsed by safetensors, the rest is JSON.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -25,8 +29,8 @@ from typing import Any
 import torch
 
 from . import __version__
-from ._errors import SymplearnError
-from ._files import provenance, read_json, save_figure, write_bytes, write_json
+from ._errors import NonFiniteError, SymplearnError
+from ._files import provenance, read_json, save_figure, staged_folder, write_bytes, write_json
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -48,15 +52,21 @@ def save_model(
     model,
     folder: str | os.PathLike,
     *,
+    result=None,
     config: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     history: dict[str, list] | None = None,
 ) -> Path:
-    """Write a trained model to ``folder`` (created if needed).
+    """Write a trained model to ``folder`` (created if needed; files already there that are
+    not rewritten, e.g. a checkpoint, are left alone).
 
     Args:
         model: a symplearn model (``model.config`` names its kind and sizes).
         folder: the model folder.
+        result: the :class:`~symplearn.training.FitResult` of the run; fills ``metrics``
+            (``result.metrics()``), ``history`` and the config's ``"training"`` (the fit
+            settings), ``"data"`` and ``"system"`` (when the data knew its system) entries,
+            unless given explicitly.
         config: extra run settings stored in ``config.json`` beside the model's own
             (e.g. ``{"system": {...}, "data": {...}, "training": {...}}``); must be JSON-able
             and must not use the reserved keys ``model``, ``dtype``, ``symplearn_version``,
@@ -68,7 +78,8 @@ def save_model(
         The folder.
 
     Raises:
-        SymplearnError: a model without a ``config``, or reserved keys in ``config``.
+        SymplearnError: a model without a ``config``, reserved keys in ``config``, or
+            non-finite weights.
     """
     model_config = getattr(model, "config", None)
     if not isinstance(model_config, dict) or "kind" not in model_config:
@@ -83,23 +94,44 @@ def save_model(
         "model": model_config,
         "provenance": provenance(),
     }
-    reserved = set(record) & set(config or {})
+    config = dict(config or {})
+    reserved = set(record) & set(config)
     if reserved:
         raise SymplearnError(
             f"config keys {', '.join(sorted(reserved))} are reserved (save_model fills them in)"
         )
-    record.update(config or {})
+    if result is not None:
+        settings = dict(getattr(result, "settings", None) or {})
+        data_info = settings.pop("data", None)
+        settings.pop("model", None)  # recorded once, under "model"
+        if data_info is not None:
+            config.setdefault("data", data_info)
+            if isinstance(data_info, dict) and "system" in data_info:
+                config.setdefault("system", data_info["system"])
+        config.setdefault("training", settings)
+        metrics = result.metrics() if metrics is None else metrics
+        history = result.history if history is None else history
+    record.update(config)
 
     from safetensors.torch import save
 
-    folder = Path(folder)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    write_bytes(folder / WEIGHTS_NAME, save(tensors, metadata={"symplearn_version": __version__}))
-    write_json(folder / CONFIG_NAME, record)
-    if metrics is not None:
-        write_json(folder / METRICS_NAME, metrics)
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise NonFiniteError(f"cannot save the model: its tensor {name!r} holds NaN or infinite values")
+    weights = save(tensors, metadata={"symplearn_version": __version__})
+    figure = None
     if history is not None and history.get("step"):
-        save_figure(plot_loss_history(history), folder / LOSS_FIGURE_NAME)
+        loss_name = getattr(result, "loss", None)
+        figure = plot_loss_history(history, title=f"Training loss ({loss_name})" if loss_name else None)
+    folder = Path(folder)
+    with staged_folder(folder) as tmp:
+        write_bytes(tmp / WEIGHTS_NAME, weights)
+        write_json(tmp / CONFIG_NAME, record)
+        if metrics is not None:
+            write_json(tmp / METRICS_NAME, metrics)
+        if figure is not None:
+            save_figure(figure, tmp / LOSS_FIGURE_NAME)
     return folder
 
 
@@ -187,7 +219,7 @@ def load_model(folder: str | os.PathLike, *, device: str | torch.device | None =
         ) from err
 
     expected = model.state_dict()
-    problems = []
+    problems: list[str] = []
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing:
@@ -200,11 +232,19 @@ def load_model(folder: str | os.PathLike, *, device: str | torch.device | None =
                 f"tensor {name!r} has shape {tuple(state[name].shape)} in the weights but "
                 f"{tuple(expected[name].shape)} in a model built from the config"
             )
+        elif state[name].dtype != expected[name].dtype:
+            problems.append(
+                f"tensor {name!r} is {state[name].dtype} in the weights but the config says "
+                f"{expected[name].dtype}"
+            )
     if problems:
         raise SymplearnError(
             f"the weights in {weights} do not match the model described by "
             f"{folder / CONFIG_NAME} ({model_config}): {'; '.join(problems)}"
         )
+    for name, t in state.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise NonFiniteError(f"{weights}: tensor {name!r} holds NaN or infinite values")
     model.load_state_dict(state)
     if device is not None:
         model.to(device=device)
@@ -212,7 +252,8 @@ def load_model(folder: str | os.PathLike, *, device: str | torch.device | None =
 
 
 def plot_loss_history(history: dict[str, list], *, title: str | None = None):
-    """The loss curve of a training run: train and test loss against the step, log-scale.
+    """The loss curve of a training run: train and test loss against the step, log-scale
+    (drawn by :func:`symplearn.plotting.loss_figure`).
 
     Args:
         history: ``{"step": [...], "train_loss": [...], "test_loss": [...]}`` (test entries may
@@ -222,19 +263,11 @@ def plot_loss_history(history: dict[str, list], *, title: str | None = None):
     Returns:
         A ``matplotlib.figure.Figure``.
     """
-    from matplotlib.figure import Figure
+    from .plotting import loss_figure
 
-    fig = Figure(figsize=(6.0, 4.0))
-    ax = fig.add_subplot()
-    steps = history["step"]
-    ax.plot(steps, history["train_loss"], label="train (mean minibatch loss)")
-    test = [(s, v) for s, v in zip(steps, history.get("test_loss", [])) if v is not None]
-    if test:
-        ax.plot(*zip(*test), label="test", linestyle="--")
-    ax.set_yscale("log")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss (mean squared error, data units)")
-    ax.set_title(title or "Training loss")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    return fig
+    test = [math.nan if v is None else float(v) for v in history.get("test_loss", [])]
+    curves: dict[str, list] = {"step": list(history["step"]), "train": list(history["train_loss"])}
+    if any(v == v for v in test):
+        curves["test"] = test
+    return loss_figure(curves, title=title or "Training loss",
+                       ylabel="loss (mean squared error, data units)")

@@ -117,7 +117,9 @@ ACTIVATIONS: dict[str, Activation] = {
 SMOOTH_ACTIVATIONS: tuple[str, ...] = tuple(k for k, a in ACTIVATIONS.items() if a.smooth)
 
 
-def get_activation(name: str, *, smooth: bool = False, model: str | None = None) -> Activation:
+def get_activation(
+    name: str, *, smooth: bool = False, model: str | None = None, reason: str | None = None
+) -> Activation:
     """Look up an activation by name.
 
     Args:
@@ -126,6 +128,8 @@ def get_activation(name: str, *, smooth: bool = False, model: str | None = None)
         smooth: require a smooth activation (models that differentiate a network with respect
             to its input, then train through that derivative).
         model: the model asking, named in the error message.
+        reason: why that model needs a smooth activation (default: its field is the gradient of
+            a network), said in the error message.
 
     Returns:
         The :class:`Activation`.
@@ -139,11 +143,13 @@ def get_activation(name: str, *, smooth: bool = False, model: str | None = None)
     act = lookup(name, ACTIVATIONS, "activation")
     if smooth and not act.smooth:
         who = model or "this model"
+        why = reason or (
+            f"its field is the gradient of a network, and with {name}' a step function (its "
+            f"second derivative vanishes almost everywhere) the learned field would be piecewise "
+            f"constant in the state and training through it would get no curvature signal"
+        )
         raise SymplearnError(
-            f"{who} cannot use activation {name!r}: its field is the gradient of a network, so "
-            f"the activation must be smooth ({name}' is a step function, its second derivative "
-            f"vanishes almost everywhere, so the learned field would be piecewise constant in the "
-            f"state and training through it would get no curvature signal); "
+            f"{who} cannot use activation {name!r}: the activation must be smooth ({why}); "
             f"valid smooth activations: {', '.join(SMOOTH_ACTIVATIONS)}"
         )
     return act

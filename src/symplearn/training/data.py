@@ -153,15 +153,26 @@ class TrainingData:
         Raises:
             SymplearnError: the times are not equally spaced.
         """
-        t = torch.as_tensor(dataset.t, dtype=torch.float64).reshape(-1)
+        t_raw = torch.as_tensor(dataset.t)
+        t = t_raw.to(torch.float64).reshape(-1)
         dt = None
         if t.numel() >= 2:
             steps = t.diff()
-            dt = float(steps.mean())
-            if not torch.allclose(steps, torch.full_like(steps, dt), rtol=1e-6, atol=0.0):
+            # the dataset's own dt (exact, from its metadata) when it declares one
+            try:
+                dt = float(dataset.dt)
+            except (AttributeError, SymplearnError, TypeError, ValueError):
+                dt = None
+            if dt is None or not math.isfinite(dt):
+                dt = float((t[-1] - t[0]) / (t.numel() - 1))
+            # saved times carry rounding errors of their own dtype, relative to |t| not to dt
+            eps = torch.finfo(t_raw.dtype).eps if t_raw.is_floating_point() else 0.0
+            slack = 1e-6 * abs(dt) + 8.0 * eps * float(t.abs().max())
+            if not (dt > 0 and float((steps - dt).abs().max()) <= slack):
                 raise SymplearnError(
-                    f"the dataset's times are not equally spaced (steps from {float(steps.min()):g} "
-                    f"to {float(steps.max()):g}); training needs a fixed time step"
+                    f"the dataset's times are not equally spaced with step {dt:g} (steps from "
+                    f"{float(steps.min()):g} to {float(steps.max()):g}); training needs a fixed "
+                    f"time step"
                 )
         z = torch.as_tensor(dataset.z)
         dzdt = getattr(dataset, "dzdt", None)
@@ -186,8 +197,9 @@ class TrainingData:
         return self.z.shape[0]
 
     def describe(self) -> dict[str, Any]:
-        """JSON-able summary (shapes, dt, split sizes, state kind) for run records."""
-        return {
+        """JSON-able summary (shapes, dt, split sizes, state kind, and the ground-truth system's
+        name and parameters when known) for run records."""
+        info = {
             "n_times": self.n_times,
             "n_trajectories": self.z.shape[1],
             "n_train_trajectories": int(self.train_idx.numel()),
@@ -197,6 +209,10 @@ class TrainingData:
             "has_derivatives": self.dzdt is not None,
             "state_kind": self.state_kind,
         }
+        name = getattr(self.system, "name", None)
+        if isinstance(name, str):
+            info["system"] = {"name": name, "params": dict(getattr(self.system, "params", {}) or {})}
+        return info
 
     def to(self, *, dtype: torch.dtype | None = None, device: Any = None) -> TrainingData:
         """The same data with its tensors cast to ``dtype`` and moved to ``device``."""

@@ -1,0 +1,104 @@
+"""Learnable dynamics, all ``torch.nn.Module``s that answer the same questions as the
+ground-truth systems.
+
+Continuous-time (:class:`~symplearn.dynamics.Dynamics`, ``vector_field(z)``):
+
+* ``mlp`` :class:`MLPField`: the unstructured baseline ``dz/dt = f_theta(z)``;
+* ``hnn`` :class:`HNN`: ``dz/dt = J grad H_theta(z)``;
+* ``hnn-separable`` :class:`SeparableHNN`: ``H_theta = T_theta(p) + V_theta(q)``;
+* ``lnn`` :class:`LNN`: ``L_theta(q, q_dot)`` with Euler-Lagrange accelerations, on Lagrangian
+  states ``(q, q_dot)`` (``state_kind = "lagrangian"``).
+
+Discrete-time flow maps for a fixed ``dt`` (:class:`~symplearn.dynamics.FlowMap`, ``step(z)``,
+exact ``inverse(z)``), symplectic by construction:
+
+* ``sympnet-la`` :class:`LASympNet`, ``sympnet-g`` :class:`GSympNet`,
+  ``sympnet-grad`` :class:`GradientSympNet`.
+
+Every model has ``model.config`` (its constructor arguments plus ``"kind"``), and
+``build_model(**model.config)`` rebuilds the same architecture.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from torch import nn
+
+from .._errors import SymplearnError, lookup
+from .activations import ACTIVATIONS, SMOOTH_ACTIVATIONS, get_activation
+from .hnn import HNN, SeparableHNN
+from .lnn import LNN, lagrangian_acceleration
+from .mlp import MLPField
+from .sympnet import GradientSympNet, GSympNet, LASympNet
+
+__all__ = [
+    "ACTIVATIONS",
+    "MODELS",
+    "SMOOTH_ACTIVATIONS",
+    "GSympNet",
+    "GradientSympNet",
+    "HNN",
+    "LASympNet",
+    "LNN",
+    "MLPField",
+    "SeparableHNN",
+    "build_model",
+    "get_activation",
+    "lagrangian_acceleration",
+]
+
+#: model kind (``model.config["kind"]``, the ``--model`` option) -> class
+MODELS: dict[str, type[nn.Module]] = {
+    cls.kind: cls for cls in (MLPField, HNN, SeparableHNN, LNN, LASympNet, GSympNet, GradientSympNet)
+}
+
+
+class _ModelArgumentError(SymplearnError, TypeError):
+    """Arguments that the model's constructor does not take (also a TypeError, like Python's
+    own complaint about an unexpected keyword argument)."""
+
+
+def build_model(kind: str, **kwargs: Any) -> nn.Module:
+    """Build a model by kind: ``build_model(**model.config)`` rebuilds ``model``'s architecture
+    (fresh weights).
+
+    Args:
+        kind: one of :data:`MODELS` (``mlp``, ``hnn``, ``hnn-separable``, ``lnn``,
+            ``sympnet-la``, ``sympnet-g``, ``sympnet-grad``).
+        **kwargs: constructor arguments of that class (e.g. ``n_dof=1, width=64``; SympNets
+            also need ``dt``).
+
+    Returns:
+        The model (float32 parameters, as torch creates them; ``.to(torch.float64)`` for double).
+
+    Raises:
+        SymplearnError: an unknown kind (the message lists the valid ones), arguments the class
+            does not take or required ones missing (the message lists the accepted ones), or
+            invalid values.
+    """
+    cls = lookup(kind, MODELS, "model kind")
+    params = inspect.signature(cls.__init__).parameters
+    accepted = [name for name in params if name != "self"]
+    unknown = sorted(set(kwargs) - set(accepted))
+    required = [
+        name
+        for name, p in params.items()
+        if name != "self" and p.default is inspect.Parameter.empty and name not in kwargs
+    ]
+    if unknown or required:
+        parts = []
+        if unknown:
+            parts.append(f"unknown argument{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
+        if required:
+            parts.append(f"missing required argument{'s' if len(required) > 1 else ''} {', '.join(required)}")
+        sig = ", ".join(
+            name if p.default is inspect.Parameter.empty else f"{name}={p.default!r}"
+            for name, p in params.items()
+            if name != "self"
+        )
+        raise _ModelArgumentError(
+            f"model kind {kind!r} ({cls.__name__}): {'; '.join(parts)}; accepted arguments: {sig}"
+        )
+    return cls(**kwargs)
