@@ -1,0 +1,239 @@
+"""Shared pieces of the diagnostics: input checks, dtype-keyed tolerances, one-step maps of any
+dynamics, row-wise evaluation in chunks, and tangent (Jacobian-vector) steps."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._errors import NonFiniteError, SymplearnError
+from ..dynamics import FlowMap
+
+#: rows per call when a function is evaluated on many states (keeps memory bounded)
+CHUNK_ROWS = 65536
+
+
+def default_tol(dtype: torch.dtype, f64: float = 1e-10, f32: float = 1e-4) -> float:
+    """A tolerance keyed by dtype: ``f64`` for float64 (and wider), ``f32`` for float32 and below."""
+    return f64 if torch.finfo(dtype).eps < 1e-10 else f32
+
+
+def check_int(name: str, value: Any, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise SymplearnError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_positive(name: str, value: Any) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise SymplearnError(f"{name} must be a positive number, got {value!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise SymplearnError(f"{name} must be a positive finite number, got {value!r}")
+    return v
+
+
+def as_tensor(x: Any, name: str, *, dtype: torch.dtype | None = None) -> Tensor:
+    """A floating tensor from a tensor / array / sequence (integers become float64)."""
+    if isinstance(x, Tensor):
+        t = x.detach()
+    else:
+        try:
+            t = torch.as_tensor(np.asarray(x, dtype=np.float64) if not isinstance(x, np.ndarray) else x)
+        except (TypeError, ValueError) as exc:
+            raise SymplearnError(f"{name} must be a tensor or array of numbers: {exc}") from None
+    if t.is_complex():
+        raise SymplearnError(f"{name} must be real, got a complex tensor")
+    if dtype is not None:
+        t = t.to(dtype)
+    elif not t.is_floating_point():
+        t = t.to(torch.float64)
+    return t
+
+
+def check_states(z: Any, name: str, dim: int | None = None, *, min_ndim: int = 1) -> Tensor:
+    """Validate states ``(..., 2n)`` (even last dimension, equal to ``dim`` when given, finite)."""
+    z = as_tensor(z, name)
+    if z.ndim < min_ndim or z.ndim == 0 or z.shape[-1] == 0 or z.shape[-1] % 2:
+        raise SymplearnError(
+            f"{name} must have shape (..., 2n) with an even last dimension (q's then p's)"
+            f"{' and at least ' + str(min_ndim) + ' dimensions' if min_ndim > 1 else ''}, "
+            f"got shape {tuple(z.shape)}"
+        )
+    if dim is not None and z.shape[-1] != dim:
+        raise SymplearnError(
+            f"{name} has {z.shape[-1]} coordinates per state but the dynamics' phase space has "
+            f"{dim} (2n = {dim}: q's then p's); got shape {tuple(z.shape)}"
+        )
+    if not bool(torch.isfinite(z).all()):
+        raise NonFiniteError(f"{name} contains NaN or infinite values")
+    return z
+
+
+def check_plane(plane: Any, n: int) -> int:
+    """``plane`` must be an integer in ``[0, n)``: the (q_plane, p_plane) pair of coordinates."""
+    if isinstance(plane, bool) or not isinstance(plane, (int, np.integer)) or not (0 <= plane < n):
+        raise SymplearnError(
+            f"plane must be an integer in [0, {n}) (the degree of freedom whose (q_i, p_i) plane is "
+            f"used) for states with n = {n} degree(s) of freedom, got {plane!r}"
+        )
+    return int(plane)
+
+
+def dynamics_dim(dynamics: Any) -> int | None:
+    dim = getattr(dynamics, "dim", None)
+    return dim if isinstance(dim, int) else None
+
+
+def map_rows(fn: Callable[[Tensor], Tensor], z: Tensor, *, chunk: int = CHUNK_ROWS) -> Tensor:
+    """Evaluate a row-wise ``fn: (N, d) -> (N, ...)`` on ``z: (..., d)`` in chunks of rows.
+
+    Returns ``fn`` reshaped back to the batch shape of ``z``, detached.
+    """
+    batch = z.shape[:-1]
+    flat = z.reshape(-1, z.shape[-1])
+    outs = []
+    with torch.no_grad():
+        for i in range(0, max(flat.shape[0], 1), chunk):
+            rows = flat[i : i + chunk]
+            out = fn(rows)
+            if not isinstance(out, Tensor) or out.ndim == 0 or out.shape[0] != rows.shape[0]:
+                shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+                raise SymplearnError(
+                    f"expected a row-wise function mapping states ({rows.shape[0]}, {rows.shape[1]}) "
+                    f"to ({rows.shape[0]}, ...), got {shape}"
+                )
+            outs.append(out.detach())
+    out = torch.cat(outs, 0) if len(outs) > 1 else outs[0]
+    return out.reshape(*batch, *out.shape[1:])
+
+
+def describe(obj: Any) -> str:
+    name = getattr(obj, "name", None)
+    return repr(name) if isinstance(name, str) else type(obj).__name__
+
+
+def stepper(
+    dynamics: Any, integrator: Any, dt: Any, who: str
+) -> tuple[Callable[[Tensor], Tensor], float, Callable[[Tensor, Any], Tensor] | None]:
+    """The one-step map of a dynamics: a FlowMap's own ``step`` or ``integrator.step``.
+
+    Returns:
+        ``(step, dt, partial)``: ``step(z)`` advances by ``dt``; ``partial(z, tau)`` advances
+        continuous dynamics by ``tau`` (a float or a tensor broadcastable to ``z``), ``None`` for
+        flow maps.
+    """
+    from ..integrators import Integrator
+
+    if isinstance(dynamics, FlowMap):
+        if integrator is not None:
+            raise SymplearnError(
+                f"{type(dynamics).__name__} is a flow map with its own step; pass integrator=None "
+                f"to {who} (got {describe(integrator)})"
+            )
+        if dt is None:
+            dt = dynamics.dt
+        dt = check_positive("dt", dt)
+        if not math.isclose(dt, float(dynamics.dt), rel_tol=1e-9, abs_tol=0.0):
+            raise SymplearnError(
+                f"{type(dynamics).__name__} was built for dt={float(dynamics.dt):g}; got dt={dt:g} "
+                f"(pass dt=None or the map's own dt)"
+            )
+        return dynamics.step, dt, None
+    if not callable(getattr(dynamics, "vector_field", None)):
+        raise SymplearnError(
+            f"{who} needs a dynamics with a vector_field (a system or a learned model) or a FlowMap, "
+            f"got {type(dynamics).__name__}"
+        )
+    if integrator is None:
+        raise SymplearnError(
+            f"{who} needs an integrator for continuous-time dynamics, e.g. "
+            f"symplearn.get_integrator('gauss-legendre-6')"
+        )
+    if not isinstance(integrator, Integrator):
+        raise SymplearnError(
+            f"integrator must be an Integrator instance (see symplearn.get_integrator), got "
+            f"{type(integrator).__name__}"
+        )
+    integrator.check(dynamics)
+    dt = check_positive("dt", dt)
+
+    def step(z: Tensor) -> Tensor:
+        return integrator.step(dynamics, z, dt)
+
+    def partial(z: Tensor, tau: Any) -> Tensor:
+        return integrator.step(dynamics, z, tau)
+
+    return step, dt, partial
+
+
+def fd_jvp(step: Callable[[Tensor], Tensor], z: Tensor, v: Tensor) -> Tensor:
+    """Central finite-difference ``D step(z) v`` for row-wise ``step`` and ``z, v: (B, d)``.
+
+    The step along the unit direction is ``eps^(1/3) max(1, |z|)``: truncation and round-off
+    errors balance at a relative error of about ``eps^(2/3)`` (1e-11 in float64, 4e-5 in float32).
+    """
+    nv = v.norm(dim=-1, keepdim=True)
+    u = v / torch.where(nv > 0, nv, torch.ones_like(nv))
+    h = torch.finfo(z.dtype).eps ** (1.0 / 3.0) * torch.clamp(z.norm(dim=-1, keepdim=True), min=1.0)
+    with torch.no_grad():
+        d = (step(z + h * u) - step(z - h * u)) / (2.0 * h)
+    return d * nv
+
+
+def fd_tangent_step(step: Callable[[Tensor], Tensor], z: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    """``(step(z), D step(z) v)`` with the derivative by central differences, all three states
+    ``z, z + h u, z - h u`` advanced in one batched call (see :func:`fd_jvp` for ``h``)."""
+    nv = v.norm(dim=-1, keepdim=True)
+    u = v / torch.where(nv > 0, nv, torch.ones_like(nv))
+    h = torch.finfo(z.dtype).eps ** (1.0 / 3.0) * torch.clamp(z.norm(dim=-1, keepdim=True), min=1.0)
+    B = z.shape[0]
+    with torch.no_grad():
+        out = step(torch.cat([z, z + h * u, z - h * u], 0)).detach()
+    return out[:B], (out[B : 2 * B] - out[2 * B :]) / (2.0 * h) * nv
+
+
+def ad_jvp(step: Callable[[Tensor], Tensor], z: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    """``(step(z), D step(z) v)`` by forward-mode automatic differentiation (``torch.func.jvp``).
+
+    Run with grad mode on: under ``torch.no_grad`` ``torch.func.jvp`` is an order of magnitude
+    slower (torch 2.x)."""
+    with torch.enable_grad(), warnings.catch_warnings():
+        # torch's first use of forward-mode decompositions scripts them with torch.jit.script,
+        # which warns that torch.jit.script is deprecated: nothing a user can act on
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning)
+        out, tan = torch.func.jvp(step, (z,), (v,))
+    return out.detach(), tan.detach()
+
+
+def choose_tangent_method(step: Callable[[Tensor], Tensor], z: Tensor, v: Tensor) -> str:
+    """``"jvp"`` when forward-mode AD works on ``step`` and agrees with finite differences at
+    ``z`` along ``v``; otherwise ``"finite-difference"`` (e.g. a vector field that calls
+    ``torch.autograd.grad`` internally, which ``torch.func`` cannot transform, or one whose
+    derivative is not recorded)."""
+    try:
+        _, tan = ad_jvp(step, z, v)
+    except Exception:  # noqa: BLE001 - any failure of the transform means: use finite differences
+        return "finite-difference"
+    fd = fd_jvp(step, z, v)
+    if not bool(torch.isfinite(tan).all()):
+        return "finite-difference"
+    scale = torch.clamp(fd.norm(dim=-1), min=1e-300)
+    rel = float(((tan - fd).norm(dim=-1) / scale).max())
+    return "jvp" if rel < 1e3 * torch.finfo(z.dtype).eps ** (2.0 / 3.0) + 1e-6 else "finite-difference"
+
+
+def check_output(out: Any, z: Tensor, who: str) -> Tensor:
+    if not isinstance(out, Tensor) or out.shape != z.shape:
+        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise SymplearnError(
+            f"{who} must map states of shape {tuple(z.shape)} to the same shape, got {shape}"
+        )
+    return out
