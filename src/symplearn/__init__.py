@@ -8,6 +8,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from ._errors import ConvergenceError, NonFiniteError, SymplearnError
+from .data import Dataset, generate_dataset
 from .dynamics import Dynamics, FlowMap
 from .geometry import (
     batch_jacobian,
@@ -18,9 +19,28 @@ from .geometry import (
     symplecticity_defect,
 )
 from .integrators import INTEGRATORS, Trajectory, get_integrator, integrate
+from .modelio import load_model as load
+from .modelio import save_model as save
 from .systems import SYSTEMS, get_system
+from .training import fit
+
+_SUBMODULES = ("diagnostics", "models", "plotting", "experiments", "training", "report")
+
+
+def __getattr__(name: str):
+    """Submodules on first use (``symplearn.diagnostics``, ``symplearn.models``, ...)."""
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'symplearn' has no attribute {name!r}")
 
 __all__ = [
+    "Dataset",
+    "fit",
+    "generate_dataset",
+    "load",
+    "save",
     "INTEGRATORS",
     "SYSTEMS",
     "ConvergenceError",

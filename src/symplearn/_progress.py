@@ -48,8 +48,11 @@ class Progress:
             self._last = now
             pct = 100.0 * self.n / max(self.total, 1)
             extra = f" {self.postfix}" if self.postfix else ""
-            print(f"{self.desc}: {self.n}/{self.total} ({pct:.0f}%, {now - self._t0:.1f} s){extra}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{self.desc}: {self.n}/{self.total} ({pct:.0f}%, {now - self._t0:.1f} s){extra}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self._bar is not None:

@@ -101,8 +101,10 @@ def cmd_integrators(args) -> int:
     print(f"{'name':18s} {'order':>5s}  {'symplectic':10s} {'needs separable H':17s} {'implicit':8s}")
     for name, make in INTEGRATORS.items():
         it = make()
-        print(f"{name:18s} {it.order:5d}  {'yes' if it.symplectic else 'no':10s} "
-              f"{'yes' if it.requires_separable else 'no':17s} {'yes' if it.implicit else 'no':8s}")
+        print(
+            f"{name:18s} {it.order:5d}  {'yes' if it.symplectic else 'no':10s} "
+            f"{'yes' if it.requires_separable else 'no':17s} {'yes' if it.implicit else 'no':8s}"
+        )
     return 0
 
 
@@ -142,8 +144,9 @@ def cmd_simulate(args) -> int:
         z0 = system.sample(args.n_traj, energy_range=rng, seed=args.seed, dtype=dtype)
     t_start = time.perf_counter()
     with torch.no_grad():
-        t, z = _integrate_with_progress(system, z0, args.dt, args.steps, integrator,
-                                        args.save_every, args.quiet)
+        t, z = _integrate_with_progress(
+            system, z0, args.dt, args.steps, integrator, args.save_every, args.quiet
+        )
     wall = time.perf_counter() - t_start
     energy = system.hamiltonian(z)  # (T, K)
     rel = (energy - energy[0]).abs() / energy[0].abs().clamp_min(torch.finfo(dtype).tiny)
@@ -164,27 +167,46 @@ def cmd_simulate(args) -> int:
         d = (val - val[0]).abs()
         d = d.flatten(2).norm(dim=-1) if d.ndim > 2 else d
         summary[f"max_abs_{name}_error"] = float(d.max())
-    config = {"command": "simulate", "system": system.name, "params": system.params,
-              "integrator": integrator.name, "dt": args.dt, "steps": args.steps,
-              "save_every": args.save_every, "n_trajectories": int(z.shape[1]), "seed": args.seed,
-              "z0": z0.tolist(), "dtype": args.dtype, **_files.provenance()}
+    config = {
+        "command": "simulate",
+        "system": system.name,
+        "params": system.params,
+        "integrator": integrator.name,
+        "dt": args.dt,
+        "steps": args.steps,
+        "save_every": args.save_every,
+        "n_trajectories": int(z.shape[1]),
+        "seed": args.seed,
+        "z0": z0.tolist(),
+        "dtype": args.dtype,
+        **_files.provenance(),
+    }
     n = system.n_dof
     with _files.staged_folder(args.out) as tmp:
         _files.write_npz(tmp / "trajectory.npz", t=t.numpy(), z=z.numpy(), energy=energy.numpy())
         _files.write_json(tmp / "summary.json", summary)
         _files.write_json(tmp / "config.json", config)
         label = f"{system.name}, {integrator.name}, dt={args.dt:g}"
-        _files.save_figure(plotting.energy_error_figure(
-            t.numpy(), {integrator.name: rel.numpy()}, title=f"Relative energy error: {label}"),
-            tmp / "energy_error.png")
+        _files.save_figure(
+            plotting.energy_error_figure(
+                t.numpy(), {integrator.name: rel.numpy()}, title=f"Relative energy error: {label}"
+            ),
+            tmp / "energy_error.png",
+        )
         H = system.hamiltonian if n == 1 else None
-        _files.save_figure(plotting.phase_portrait_figure(
-            {integrator.name: z[..., [0, n]].numpy()}, hamiltonian=H,
-            title=f"Phase portrait (q{'' if n == 1 else '1'}, p{'' if n == 1 else '1'}): {label}"),
-            tmp / "phase_portrait.png")
+        _files.save_figure(
+            plotting.phase_portrait_figure(
+                {integrator.name: z[..., [0, n]].numpy()},
+                hamiltonian=H,
+                title=f"Phase portrait (q{'' if n == 1 else '1'}, p{'' if n == 1 else '1'}): {label}",
+            ),
+            tmp / "phase_portrait.png",
+        )
     if not args.quiet:
-        print(f"max relative energy error {summary['max_rel_energy_error']:.3e} over t = "
-              f"{summary['t_final']:g} ({wall:.2f} s); results in {args.out}")
+        print(
+            f"max relative energy error {summary['max_rel_energy_error']:.3e} over t = "
+            f"{summary['t_final']:g} ({wall:.2f} s); results in {args.out}"
+        )
     return 0
 
 
@@ -196,10 +218,19 @@ def cmd_generate(args) -> int:
     system = get_system(args.system, **parse_params(args.param))
     integrator = get_integrator(args.integrator) if args.integrator else None
     rng = None if args.energy is None else tuple(args.energy)
-    ds = generate_dataset(system, n_traj=args.n_traj, dt=args.dt, n_steps=args.steps,
-                          integrator=integrator, substeps=args.substeps, noise_std=args.noise,
-                          test_fraction=args.test_fraction, energy_range=rng, seed=args.seed,
-                          dtype=DTYPES[args.dtype])
+    ds = generate_dataset(
+        system,
+        n_traj=args.n_traj,
+        dt=args.dt,
+        n_steps=args.steps,
+        integrator=integrator,
+        substeps=args.substeps,
+        noise_std=args.noise,
+        test_fraction=args.test_fraction,
+        energy_range=rng,
+        seed=args.seed,
+        dtype=DTYPES[args.dtype],
+    )
     path = Path(args.out)
     if path.suffix != ".npz":
         path = path.with_suffix(".npz")
@@ -209,24 +240,523 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_experiment(args) -> int:
+    import dataclasses
+
+    from .experiments import EXPERIMENTS, get_experiment
+
+    if args.list or not args.name:
+        for name in EXPERIMENTS:
+            print(f"{name:12s} {get_experiment(name).DESCRIPTION}")
+        if not args.list:
+            print("\nrun one with: symplearn experiment NAME --out DIR [--quick]", file=sys.stderr)
+        return 0 if args.list else 2
+    module = get_experiment(args.name)
+    if not args.out:
+        raise SymplearnError("--out DIR is required (the run folder to write)")
+    fields = {f.name: f for f in dataclasses.fields(module.Config)}
+    overrides: dict = {"quick": args.quick, "quiet": args.quiet, "seed": args.seed}
+    if args.preset is not None:
+        if "preset" not in fields:
+            raise SymplearnError(f"experiment {args.name!r} has no presets")
+        overrides["preset"] = args.preset
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in fields:
+            valid = ", ".join(k for k in fields if k not in ("quick", "quiet"))
+            raise SymplearnError(f"--set expects KEY=VALUE with KEY one of: {valid}; got {item!r}")
+        default = fields[key].default
+        try:
+            if isinstance(default, bool):
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(value)
+                overrides[key] = value.lower() in ("true", "1")
+            else:
+                overrides[key] = type(default)(value)
+        except ValueError:
+            raise SymplearnError(
+                f"--set {key}={value!r}: expected a {type(default).__name__} (default {default!r})"
+            ) from None
+    config = module.Config(**overrides)
+    config.resolved() if hasattr(config, "resolved") else None  # validate before any work
+    report = module.run(config, args.out)
+    if not args.quiet:
+        print()
+        print(report.table())
+        print(f"\nreport, metrics and figures in {args.out}/ (report.md)")
+    return 0
+
+
+def _system_from_config(cfg: dict):
+    from .systems import get_system
+
+    sysc = cfg.get("system")
+    if isinstance(sysc, dict):
+        return get_system(sysc["name"], **sysc.get("params", {}))
+    raise SymplearnError("this model folder does not record the system it was trained on")
+
+
+def _default_integrator(model) -> str:
+    kind = model.config.get("kind")
+    return {"hnn-separable": "verlet", "hnn": "implicit-midpoint"}.get(kind, "rk4")
+
+
+def cmd_train(args) -> int:
+    from . import _files
+    from .data import Dataset, generate_dataset
+    from .modelio import save_model
+    from .models import build_model
+    from .systems import get_system
+    from .training import fit
+
+    dtype = DTYPES[args.dtype]
+    if args.data:
+        ds = Dataset.load(args.data)
+        system = ds.system()
+        if args.system and args.system != system.name:
+            raise SymplearnError(f"--system {args.system} does not match the data set's system {system.name}")
+    else:
+        if not args.system:
+            raise SymplearnError("give --system NAME (see `symplearn systems`) or --data FILE")
+        system = get_system(args.system, **parse_params(args.param))
+        ds = generate_dataset(
+            system,
+            n_traj=args.n_traj,
+            dt=args.data_dt,
+            n_steps=args.traj_steps,
+            noise_std=args.noise,
+            seed=args.seed,
+            dtype=dtype,
+        )
+    kwargs: dict = {"n_dof": system.n_dof, "width": args.width, "depth": args.depth}
+    if args.activation:
+        kwargs["activation"] = args.activation
+    kind = args.model
+    if kind.startswith("sympnet"):
+        kwargs["dt"] = ds.dt
+        kwargs.pop("depth") if kind != "sympnet-grad" else None
+        kwargs["layers"] = args.layers
+        if kind == "sympnet-la":
+            kwargs.pop("width")
+    torch.manual_seed(args.seed)
+    model = build_model(kind, **kwargs).to(dtype=dtype)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = fit(
+        model,
+        ds,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        dtype=dtype,
+        integrator=args.integrator,
+        rollout_k=args.rollout_k,
+        grad_clip=args.grad_clip if args.grad_clip is not None else (1.0 if kind == "lnn" else None),
+        checkpoint_dir=out / "checkpoint",
+        checkpoint_every=args.checkpoint_every,
+        resume=args.resume,
+        progress=not args.quiet,
+    )
+    config = {
+        "system": {"name": system.name, "params": system.params},
+        "data": {"file": str(args.data) if args.data else None, **ds.metadata},
+        "cli": {"threads": torch.get_num_threads(), "seed": args.seed},
+    }
+    save_model(model.cpu(), out, result=result, config=_files._jsonable(config))
+    if not args.quiet:
+        tl = f", test loss {result.test_loss:.3e}" if result.test_loss is not None else ""
+        print(
+            f"{kind} on {system.name}: train loss {result.train_loss:.3e}{tl} after {result.steps} steps "
+            f"({result.wall_time:.1f} s); model in {out}"
+        )
+    return 0
+
+
+def _to_model_coords(model, system, z):
+    return (
+        torch.cat([z[..., : system.n_dof], system.velocities(*_split(z, system.n_dof))], -1)
+        if getattr(model, "state_kind", "canonical") == "lagrangian"
+        else z
+    )
+
+
+def _to_canonical(model, system, x):
+    if getattr(model, "state_kind", "canonical") != "lagrangian":
+        return x
+    q, qdot = _split(x, system.n_dof)
+    return torch.cat([q, system.momenta(q, qdot)], -1)
+
+
+def _split(z, n):
+    return z[..., :n], z[..., n:]
+
+
+def cmd_rollout(args) -> int:
+    from . import _files, plotting
+    from .dynamics import FlowMap
+    from .integrators import get_integrator, integrate
+    from .modelio import load_model, load_run_config
+
+    model = load_model(args.model_dir)
+    cfg = load_run_config(args.model_dir)
+    system = _system_from_config(cfg)
+    dtype = next(model.parameters()).dtype
+    erange = cfg.get("data", {}).get("energy_range")
+    z0 = system.sample(
+        args.n_traj, energy_range=tuple(erange) if erange else None, seed=args.seed, dtype=torch.float64
+    )
+    if isinstance(model, FlowMap):
+        if args.dt is not None and abs(args.dt - model.dt) > 1e-12 * model.dt:
+            raise SymplearnError(
+                f"this SympNet is a flow map of step {model.dt:g}; use --dt {model.dt:g} (or leave --dt out)"
+            )
+        dt, integ_name, integrator = model.dt, "own step", None
+    else:
+        if args.dt is None:
+            raise SymplearnError("--dt is required for continuous models (SympNets use their own step)")
+        dt = args.dt
+        integ_name = args.integrator or _default_integrator(model)
+        integrator = get_integrator(integ_name)
+        integrator.check(model)
+    x0 = _to_model_coords(model, system, z0).to(dtype)
+    t_start = time.perf_counter()
+    with torch.no_grad():
+        t, x = _integrate_with_progress(model, x0, dt, args.steps, integrator, args.save_every, args.quiet)
+    wall = time.perf_counter() - t_start
+    z = _to_canonical(model, system, x.double())
+    if not bool(torch.isfinite(z).all()):
+        raise SymplearnError(
+            "the model's trajectory became NaN or infinite (the rollout diverged); "
+            "try a smaller --dt, fewer --steps, or another integrator"
+        )
+    sub = 10
+    with torch.no_grad():
+        ref = integrate(
+            system,
+            z0,
+            dt / sub,
+            args.steps * sub,
+            get_integrator("gauss-legendre-6"),
+            save_every=sub * args.save_every,
+        )
+    z_true = ref.z
+    energy_true = system.hamiltonian(z)
+    e0 = system.hamiltonian(z0)
+    rel = (energy_true - e0).abs() / e0.abs()
+    err = (z - z_true).norm(dim=-1)  # (T, K)
+    summary = {
+        "model": model.config.get("kind"),
+        "system": system.name,
+        "integrator": integ_name,
+        "dt": dt,
+        "steps": args.steps,
+        "n_trajectories": args.n_traj,
+        "t_final": float(t[-1]),
+        "max_rel_energy_error": float(rel.max()),
+        "final_rel_energy_error": float(rel[-1].max()),
+        "state_error_final": float(err[-1].mean()),
+        "state_error_max": float(err.max()),
+        "wall_time_s": wall,
+    }
+    arrays = {"t": t.numpy(), "z": z.numpy(), "z_true": z_true.numpy(), "energy_true": energy_true.numpy()}
+    if getattr(model, "has_energy", False) and hasattr(model, "hamiltonian"):
+        with torch.no_grad():
+            arrays["energy_model"] = model.hamiltonian(x).double().numpy()
+    config = {
+        "command": "rollout",
+        "model_dir": str(args.model_dir),
+        "steps": args.steps,
+        "dt": dt,
+        "integrator": integ_name,
+        "n_trajectories": args.n_traj,
+        "seed": args.seed,
+        "save_every": args.save_every,
+        **_files.provenance(),
+    }
+    n = system.n_dof
+    with _files.staged_folder(args.out) as tmp:
+        _files.write_npz(tmp / "trajectory.npz", **arrays)
+        _files.write_json(tmp / "summary.json", summary)
+        _files.write_json(tmp / "config.json", config)
+        label = f"{summary['model']} on {system.name}, {integ_name}, dt={dt:g}"
+        _files.save_figure(
+            plotting.energy_error_figure(
+                t.numpy(), {summary["model"]: rel.numpy()}, title=f"True energy error: {label}"
+            ),
+            tmp / "energy_error.png",
+        )
+        _files.save_figure(
+            plotting.phase_portrait_figure(
+                {"true": z_true[..., [0, n]].numpy(), summary["model"]: z[..., [0, n]].numpy()},
+                hamiltonian=system.hamiltonian if n == 1 else None,
+                title=f"Phase portrait: {label}",
+            ),
+            tmp / "phase_portrait.png",
+        )
+    if not args.quiet:
+        print(
+            f"max relative energy error {summary['max_rel_energy_error']:.3e}, final state error "
+            f"{summary['state_error_final']:.3e} over t = {summary['t_final']:g}; results in {args.out}"
+        )
+    return 0
+
+
+_OBS_FUNCS = {
+    "sin": torch.sin,
+    "cos": torch.cos,
+    "exp": torch.exp,
+    "log": torch.log,
+    "sqrt": torch.sqrt,
+    "tanh": torch.tanh,
+    "abs": torch.abs,
+}
+
+
+def parse_observable(expr: str, n_dof: int):
+    """A safe observable ``f(z)`` from an arithmetic expression in ``q0.., p0..`` (or ``q``, ``p``
+    for one degree of freedom), e.g. ``"q0*p1 - q1*p0"``. Only numbers, these names, + - * / **
+    and sin, cos, exp, log, sqrt, tanh, abs are allowed; nothing is evaluated by Python."""
+    import ast
+
+    names = {f"q{i}": i for i in range(n_dof)} | {f"p{i}": n_dof + i for i in range(n_dof)}
+    if n_dof == 1:
+        names |= {"q": 0, "p": 1}
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except SyntaxError:
+        raise SymplearnError(f"--observable {expr!r} is not an arithmetic expression") from None
+    ops = {
+        ast.Add: torch.add,
+        ast.Sub: torch.sub,
+        ast.Mult: torch.mul,
+        ast.Div: torch.div,
+        ast.Pow: torch.pow,
+    }
+
+    def ev(node, z):
+        if isinstance(node, ast.Expression):
+            return ev(node.body, z)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            return torch.full(z.shape[:-1], float(node.value), dtype=z.dtype)
+        if isinstance(node, ast.Name):
+            if node.id not in names:
+                raise SymplearnError(
+                    f"--observable uses {node.id!r}, but this system has {n_dof} degree(s) of freedom; "
+                    f"valid names: {', '.join(names)}"
+                )
+            return z[..., names[node.id]]
+        if isinstance(node, ast.BinOp) and type(node.op) in ops:
+            return ops[type(node.op)](ev(node.left, z), ev(node.right, z))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            v = ev(node.operand, z)
+            return -v if isinstance(node.op, ast.USub) else v
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in _OBS_FUNCS
+            and len(node.args) == 1
+            and not node.keywords
+        ):
+            return _OBS_FUNCS[node.func.id](ev(node.args[0], z))
+        raise SymplearnError(
+            f"--observable {expr!r}: only numbers, {', '.join(names)}, + - * / ** and "
+            f"{', '.join(_OBS_FUNCS)} are allowed"
+        )
+
+    f = lambda z: ev(tree, z)  # noqa: E731
+    f(torch.zeros(1, 2 * n_dof, dtype=torch.float64))  # validate names now
+    return f
+
+
+def parse_loop(text: str, dtype=torch.float64) -> torch.Tensor:
+    """``"q,p;q,p;...;q,p"`` -> ``(M, 2)``; the loop must be closed (last point = first)."""
+    try:
+        pts = [[float(x) for x in item.split(",")] for item in text.split(";") if item.strip()]
+    except ValueError:
+        raise SymplearnError(f"--loop expects 'q,p;q,p;...' with numbers, got {text!r}") from None
+    if any(len(p) != 2 for p in pts) or len(pts) < 4:
+        raise SymplearnError(
+            "--loop needs at least 3 distinct (q,p) points plus the first repeated at the end, "
+            "e.g. --loop '0,0;1,0;1,1;0,0'"
+        )
+    if pts[0] != pts[-1]:
+        raise SymplearnError(
+            f"--loop is not closed: it starts at {tuple(pts[0])} and ends at {tuple(pts[-1])}; "
+            "repeat the first point at the end"
+        )
+    return torch.tensor(pts[:-1], dtype=dtype)
+
+
+def cmd_diagnose(args) -> int:
+    from . import _files, plotting
+    from . import diagnostics as dg
+    from .dynamics import FlowMap
+    from .geometry import divergence
+    from .integrators import get_integrator
+    from .modelio import load_model, load_run_config
+    from .systems import SYSTEMS, get_system
+
+    target = args.target
+    if Path(target).is_dir():
+        dyn = load_model(target).double()
+        system = _system_from_config(load_run_config(target))
+        label = f"model {dyn.config.get('kind')} ({Path(target).name})"
+    elif target in SYSTEMS or not Path(target).exists():
+        system = get_system(target, **parse_params(args.param))
+        dyn, label = system, system.name
+    else:
+        raise SymplearnError(f"{target} is neither a system name nor a model folder")
+    if getattr(dyn, "state_kind", "canonical") == "lagrangian":
+        raise SymplearnError(
+            "diagnose works in canonical coordinates (q, p); an LNN lives in (q, q_dot): "
+            "roll it out with `symplearn rollout` instead"
+        )
+    n = system.n_dof
+    flow = isinstance(dyn, FlowMap)
+    if flow:
+        dt, integ_name, integrator = dyn.dt, "own step", None
+    else:
+        dt = args.dt
+        integ_name = args.integrator or ("verlet" if getattr(dyn, "separable", False) else "gauss-legendre-4")
+        integrator = get_integrator(integ_name)
+        integrator.check(dyn)
+    sample = system.sample(args.n_points, seed=args.seed)
+    center = sample[0]
+    out: dict = {
+        "target": label,
+        "system": system.name,
+        "integrator": integ_name,
+        "dt": dt,
+        "steps": args.steps,
+    }
+    if args.loop:
+        loop2 = parse_loop(args.loop)
+        loop = center.repeat(len(loop2), 1)
+        loop[:, 0], loop[:, n] = loop2[:, 0], loop2[:, 1]
+    else:
+        r = 0.1 * float(sample[:, [0, n]].std(0).mean())
+        loop = dg.circle_loop(center, r, 128)
+    figures = {}
+    if not flow:
+        div = dg.divergence_stats(dyn, sample)
+        li = dg.loop_integral(dyn, loop)
+        out["divergence_rms"] = float(div["rms"])
+        out["loop_gap"] = float(li.gap)
+        out["loop_gap_relative"] = float(li.relative)
+    sym = dg.map_symplecticity(dyn if flow else (integrator, dyn, dt), sample[: min(64, len(sample))])
+    out["symplecticity_defect_max"] = float(sym["max_defect"])
+    out["step_det_max_deviation"] = float((sym["det"] - 1).abs().max())
+    tr = dg.transport_loop(dyn, loop, dt, args.steps, integrator, save_every=max(1, args.steps // 100))
+    out["area_ratio"] = float(tr.area_ratio)
+    k = min(8, len(sample))
+    with torch.no_grad():
+        t, z = _integrate_with_progress(dyn, sample[:k], dt, args.steps, integrator, 1, args.quiet)
+    err = dg.invariant_error(system.hamiltonian(z), t)
+    out["energy_error"] = err.as_dict() if hasattr(err, "as_dict") else {"max": err.max}
+    if args.observable:
+        f = parse_observable(args.observable, n)
+        H = dyn.hamiltonian if getattr(dyn, "has_energy", False) else system.hamiltonian
+        br = dg.bracket_with_energy(f, H, sample)
+        out["bracket"] = {
+            "observable": args.observable,
+            "max_abs_normalised": float(br.abs().max()),
+            "rms_normalised": float(br.pow(2).mean().sqrt()),
+        }
+    if args.lyapunov:
+        ly = dg.lyapunov_exponent(dyn, sample[:2], dt, args.steps, integrator)
+        out["lyapunov_exponent"] = [float(x) for x in ly.exponent]
+        figures["lyapunov.png"] = plotting.lyapunov_figure(
+            ly.t.numpy(), ly.running.numpy(), title=f"Largest Lyapunov exponent: {label}"
+        )
+    rel = err.errors if hasattr(err, "errors") else None
+    if rel is not None:
+        figures["energy_error.png"] = plotting.energy_error_figure(
+            t.numpy(), {integ_name: rel.numpy()}, title=f"Relative energy error: {label}, dt={dt:g}"
+        )
+    idx = torch.linspace(0, len(tr.loops) - 1, 5).round().long().tolist()
+    figures["transported_loop.png"] = plotting.transported_patch_figure(
+        [tr.loops[i][:, [0, n]].numpy() for i in idx],
+        tr.t[idx].numpy(),
+        tr.t.numpy(),
+        tr.areas.numpy(),
+        hamiltonian=system.hamiltonian if n == 1 else None,
+        title=f"Transported loop: {label}",
+    )
+    if n == 1:
+        figures["phase_portrait.png"] = plotting.phase_portrait_figure(
+            {label: z.numpy()}, hamiltonian=system.hamiltonian, title=f"Phase portrait: {label}"
+        )
+        if not flow:
+            lo, hi = sample.min(0).values, sample.max(0).values
+            bounds = ((float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1])))
+            figures["vector_field.png"] = plotting.vector_field_figure(
+                dyn.vector_field,
+                bounds,
+                divergence_fn=lambda x: divergence(dyn.vector_field, x),
+                loop=loop.numpy(),
+                title=f"Vector field and divergence: {label}",
+            )
+    config = {
+        "command": "diagnose",
+        "target": target,
+        "dt": dt,
+        "steps": args.steps,
+        "seed": args.seed,
+        "integrator": integ_name,
+        "n_points": args.n_points,
+        "observable": args.observable,
+        "loop": args.loop,
+        "lyapunov": args.lyapunov,
+        **_files.provenance(),
+    }
+    with _files.staged_folder(args.out) as tmp:
+        _files.write_json(tmp / "diagnostics.json", out)
+        _files.write_json(tmp / "config.json", config)
+        for name, fig in figures.items():
+            _files.save_figure(fig, tmp / name)
+    if not args.quiet:
+        for key in ("divergence_rms", "loop_gap", "symplecticity_defect_max", "area_ratio"):
+            if key in out:
+                print(f"{key:26s} {out[key]:.3e}")
+        print(f"{'max_rel_energy_error':26s} {err.max:.3e} ({getattr(err, 'verdict', '')})")
+        print(f"diagnostics.json and figures in {args.out}")
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------
 def _add_system_args(p, *, states=True):
     p.add_argument("system", help="system name (see `symplearn systems`)")
-    p.add_argument("--param", action="append", metavar="NAME=VALUE",
-                   help="system parameter, repeatable (e.g. --param g=9.81)")
+    p.add_argument(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="system parameter, repeatable (e.g. --param g=9.81)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled initial states (default 0)")
-    p.add_argument("--energy", type=float, nargs=2, metavar=("EMIN", "EMAX"),
-                   help="energy range of sampled initial states (default: the system's)")
+    p.add_argument(
+        "--energy",
+        type=float,
+        nargs=2,
+        metavar=("EMIN", "EMAX"),
+        help="energy range of sampled initial states (default: the system's)",
+    )
     p.add_argument("--dtype", choices=list(DTYPES), default="float64")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="symplearn",
-        description="Learn physical dynamics with structure-preserving neural networks.")
+        prog="symplearn", description="Learn physical dynamics with structure-preserving neural networks."
+    )
     parser.add_argument("--version", action="version", version=f"symplearn {__version__}")
-    parser.add_argument("--threads", type=pos_int, default=None,
-                        help="torch CPU threads (default 1: fastest for small networks here)")
+    parser.add_argument(
+        "--threads",
+        type=pos_int,
+        default=None,
+        help="torch CPU threads (default 1: fastest for small networks here)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("systems", help="list ground-truth systems and their parameters")
@@ -241,8 +771,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=pos_int, required=True, help="number of steps")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--n-traj", type=pos_int, default=4, help="number of sampled trajectories (default 4)")
-    p.add_argument("--z0", action="append", metavar="Q..,P..",
-                   help="explicit initial state, q's then p's (e.g. --z0 1.0,0.0); repeatable")
+    p.add_argument(
+        "--z0",
+        action="append",
+        metavar="Q..,P..",
+        help="explicit initial state, q's then p's (e.g. --z0 1.0,0.0); repeatable",
+    )
     p.add_argument("--save-every", type=pos_int, default=1, help="keep every k-th state (default 1)")
     p.add_argument("--quiet", action="store_true", help="no progress or summary lines")
     p.set_defaults(func=cmd_simulate)
@@ -253,13 +787,93 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-traj", type=pos_int, default=64, help="number of trajectories (default 64)")
     p.add_argument("--dt", type=pos_float, default=0.1, help="time between saved states (default 0.1)")
     p.add_argument("--steps", type=pos_int, default=100, help="saved steps per trajectory (default 100)")
-    p.add_argument("--substeps", type=pos_int, default=10,
-                   help="reference integrator sub-steps per saved step (default 10)")
+    p.add_argument(
+        "--substeps",
+        type=pos_int,
+        default=10,
+        help="reference integrator sub-steps per saved step (default 10)",
+    )
     p.add_argument("--integrator", default=None, help="reference integrator (default: an accurate one)")
     p.add_argument("--noise", type=float, default=0.0, help="Gaussian noise std on states and derivatives")
     p.add_argument("--test-fraction", type=float, default=0.2, help="fraction of trajectories held out")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("train", help="train a model on a system's data, write a model folder")
+    p.add_argument("--system", help="system name (see `symplearn systems`); or give --data")
+    p.add_argument(
+        "--model", required=True, help="mlp, hnn, hnn-separable, lnn, sympnet-la, sympnet-g or sympnet-grad"
+    )
+    p.add_argument("--out", required=True, help="model folder to write")
+    p.add_argument("--data", help="a data set from `symplearn generate` (default: generate one)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="system parameter, repeatable")
+    p.add_argument("--n-traj", type=pos_int, default=64, help="generated trajectories (default 64)")
+    p.add_argument("--data-dt", type=pos_float, default=0.1, help="generated data spacing (default 0.1)")
+    p.add_argument("--traj-steps", type=pos_int, default=50, help="generated steps each (default 50)")
+    p.add_argument("--noise", type=float, default=0.0, help="Gaussian noise std of generated data")
+    p.add_argument("--steps", type=pos_int, default=2000, help="optimizer steps (default 2000)")
+    p.add_argument("--batch-size", type=pos_int, default=256)
+    p.add_argument("--lr", type=pos_float, default=1e-3)
+    p.add_argument("--width", type=pos_int, default=64)
+    p.add_argument("--depth", type=pos_int, default=2)
+    p.add_argument("--layers", type=pos_int, default=4, help="SympNet layers (default 4)")
+    p.add_argument("--activation", default=None, help="nonlinearity (default: the model's)")
+    p.add_argument("--integrator", default=None, help="integrator inside a rollout loss")
+    p.add_argument("--rollout-k", type=pos_int, default=1, help="steps per rollout loss (default 1)")
+    p.add_argument("--grad-clip", type=pos_float, default=None, help="clip the gradient norm (LNN default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cpu (default) or cuda")
+    p.add_argument("--dtype", choices=list(DTYPES), default="float32")
+    p.add_argument("--checkpoint-every", type=pos_int, default=500)
+    p.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("rollout", help="roll a trained model out from test initial states")
+    p.add_argument("model_dir", help="a model folder written by `symplearn train`")
+    p.add_argument("--steps", type=pos_int, required=True)
+    p.add_argument("--dt", type=pos_float, default=None, help="step (SympNets: their own)")
+    p.add_argument(
+        "--integrator",
+        default=None,
+        help="default: verlet (separable HNN), implicit midpoint (HNN), rk4 (MLP, LNN)",
+    )
+    p.add_argument("--n-traj", type=pos_int, default=8)
+    p.add_argument("--seed", type=int, default=1234, help="seed of the test initial states")
+    p.add_argument("--save-every", type=pos_int, default=1)
+    p.add_argument("--out", required=True)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_rollout)
+
+    p = sub.add_parser("diagnose", help="geometric diagnostics of a system or a trained model")
+    p.add_argument("target", help="a system name or a model folder")
+    p.add_argument("--out", required=True)
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="system parameter, repeatable")
+    p.add_argument("--dt", type=pos_float, default=0.05, help="step (SympNets: their own)")
+    p.add_argument("--steps", type=pos_int, default=400)
+    p.add_argument("--integrator", default=None, help="default: verlet if separable, else gauss-legendre-4")
+    p.add_argument("--n-points", type=pos_int, default=256, help="sampled states for field statistics")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--observable",
+        default=None,
+        help="observable f(q, p) for the Poisson bracket {f, H}, e.g. 'q0*p1 - q1*p0'",
+    )
+    p.add_argument("--loop", default=None, help="closed loop in the (q0, p0) plane: 'q,p;q,p;...;q,p'")
+    p.add_argument("--lyapunov", action="store_true", help="also estimate the largest Lyapunov exponent")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_diagnose)
+
+    p = sub.add_parser("experiment", help="run an experiment (see --list) into a run folder")
+    p.add_argument("name", nargs="?", help="experiment name")
+    p.add_argument("--list", action="store_true", help="list the experiments")
+    p.add_argument("--out", help="run folder")
+    p.add_argument("--quick", action="store_true", help="a reduced run (seconds)")
+    p.add_argument("--preset", default=None, help="a preset of the experiment (e.g. hnn-paper)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, repeatable")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_experiment)
     return parser
 
 

@@ -84,8 +84,11 @@ def write_run(out: str | os.PathLike, config: Any, report: Report, *, wall_time_
         md += [sec.strip(), ""]
     for name in report.figures:
         md += [f"![{Path(name).stem}]({name})", ""]
-    md += [f"_Wall time {wall_time_s:.1f} s; symplearn {cfg['symplearn_version']}, "
-           f"torch {cfg['torch_version']}. Configuration in `config.json`, numbers in `metrics.json`._", ""]
+    md += [
+        f"_Wall time {wall_time_s:.1f} s; symplearn {cfg['symplearn_version']}, "
+        f"torch {cfg['torch_version']}. Configuration in `config.json`, numbers in `metrics.json`._",
+        "",
+    ]
     with _files.staged_folder(out) as tmp:
         _files.write_json(tmp / "config.json", cfg)
         _files.write_json(tmp / "metrics.json", metrics)

@@ -66,7 +66,8 @@ def integrate(
         z0: initial states ``(..., 2n)``; any leading batch shape.
         dt: step size (> 0).
         n_steps: number of steps (> 0).
-        integrator: the one-step method; required for continuous dynamics.
+        integrator: the one-step method (an instance or a name such as ``"verlet"``); required
+            for continuous dynamics.
         save_every: keep every k-th state (the initial state is always kept).
         t0: initial time.
         check_finite: raise :class:`~symplearn.NonFiniteError` (naming the step) as soon as a
@@ -89,6 +90,10 @@ def integrate(
     if not (isinstance(save_every, int) and save_every > 0):
         raise SymplearnError(f"save_every must be a positive integer, got {save_every!r}")
     _check_state(z0, getattr(dynamics, "dim", None))
+    if isinstance(integrator, str):
+        from . import get_integrator
+
+        integrator = get_integrator(integrator)
 
     if isinstance(dynamics, FlowMap):
         if integrator is not None:
