@@ -345,8 +345,9 @@ class LoopTransport:
             vertices are inserted); ``loops[0]`` is the initial loop, rotated to start at a
             corner if it did not.
         areas: ``(S,)`` areas in the chosen plane enclosed by the transported curve: the image
-            of the initial polygon, each edge followed as a smooth curve through its vertices
-            (piecewise cubic in the initial edge parameter; error O(h^4) in the vertex spacing).
+            of the initial polygon, each straight piece (run of collinear edges between two
+            corners) followed as a smooth curve through its vertices (piecewise cubic in the
+            initial arc length; error O(h^4) in the vertex spacing h).
         polygon_areas: ``(S,)`` shoelace areas of the saved vertices (error O(h^2): for a thin
             sliver, much larger than ``areas``'s).
         perimeters: ``(S,)`` perimeters in the chosen plane (their growth shows the shear).

@@ -63,7 +63,8 @@ class System(Dynamics):
     # -- the dynamics ---------------------------------------------------------------------
     def vector_field(self, z: Tensor) -> Tensor:
         """``J grad H(z)``; subclasses give the analytic form. ``(..., 2n) -> (..., 2n)``."""
-        return symplectic_gradient(self.hamiltonian, z)
+        # keep the graph when gradients are on, so integrators can be differentiated through it
+        return symplectic_gradient(self.hamiltonian, z, create_graph=torch.is_grad_enabled())
 
     def conserved_quantities(self, z: Tensor) -> dict[str, Tensor]:
         """Named conserved quantities at ``z: (..., 2n)``, each ``(...)`` (or ``(..., k)`` for vectors)."""
