@@ -144,3 +144,137 @@ def test_experiment_list_names_each_experiment(capsys):
     code, out, _ = run_cli(capsys, "experiment", "--list")
     assert code == 0
     assert out.splitlines()[0].startswith("spring") and "pendulum" in out
+
+
+def test_diagnose_a_system_reports_exact_geometry(capsys, tmp_path):
+    out = tmp_path / "diag"
+    code, _, _ = run_cli(
+        capsys,
+        "diagnose",
+        "pendulum",
+        "--steps",
+        "200",
+        "--n-points",
+        "64",
+        "--observable",
+        "p**2/2 + 9.81*(1 - cos(q))",
+        "--out",
+        str(out),
+        "--quiet",
+    )
+    assert code == 0
+    d = json.loads((out / "diagnostics.json").read_text())
+    assert d["integrator"] == "verlet"
+    assert d["divergence_rms"] < 1e-12
+    assert d["loop_gap_relative"] < 1e-10
+    assert d["symplecticity_defect_max"] < 1e-12  # Verlet's step is symplectic
+    assert abs(d["area_ratio"] - 1) < 1e-5  # Verlet keeps area; the rest is the loop's discretisation
+    assert d["energy_error"]["verdict"] == "bounded"
+    assert d["bracket"]["max_abs_normalised"] < 1e-12  # {H, H} = 0
+    for name in ("energy_error.png", "transported_loop.png", "vector_field.png", "phase_portrait.png"):
+        assert (out / name).stat().st_size > 10_000
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """An HNN and a G-SympNet trained briefly on the oscillator through the command line."""
+    root = tmp_path_factory.mktemp("models")
+    for kind in ("hnn", "sympnet-g"):
+        argv = [
+            "train",
+            "--system",
+            "oscillator",
+            "--model",
+            kind,
+            "--steps",
+            "150",
+            "--n-traj",
+            "12",
+            "--width",
+            "16",
+            "--out",
+            str(root / kind),
+            "--quiet",
+        ]
+        assert main(argv) == 0
+    return root
+
+
+def test_train_rollout_and_diagnose_a_model(capsys, trained, tmp_path):
+    folder = trained / "hnn"
+    for name in ("model.safetensors", "config.json", "metrics.json", "loss.png"):
+        assert (folder / name).is_file()
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["model"]["kind"] == "hnn" and cfg["system"]["name"] == "oscillator"
+    out = tmp_path / "roll"
+    code, _, _ = run_cli(
+        capsys,
+        "rollout",
+        str(folder),
+        "--steps",
+        "100",
+        "--dt",
+        "0.1",
+        "--n-traj",
+        "3",
+        "--out",
+        str(out),
+        "--quiet",
+    )
+    assert code == 0
+    with np.load(out / "trajectory.npz", allow_pickle=False) as f:
+        z, z_true, e_true, e_model = f["z"], f["z_true"], f["energy_true"], f["energy_model"]
+    assert z.shape == z_true.shape == (101, 3, 2) and e_model.shape == (101, 3)
+    summary = json.loads((out / "summary.json").read_text())
+    rel = np.abs(e_true - e_true[0]) / np.abs(e_true[0])
+    assert summary["max_rel_energy_error"] == pytest.approx(rel.max(), rel=1e-9)
+    assert summary["integrator"] == "implicit-midpoint"
+    # implicit midpoint conserves a learned energy only to its tolerance in general, but the
+    # model's own energy must stay far closer to constant than an untrained field would allow
+    assert np.abs(e_model - e_model[0]).max() < 1e-3 * np.abs(e_model).max()
+    diag = tmp_path / "diag"
+    assert (
+        run_cli(
+            capsys,
+            "diagnose",
+            str(folder),
+            "--steps",
+            "100",
+            "--n-points",
+            "32",
+            "--out",
+            str(diag),
+            "--quiet",
+        )[0]
+        == 0
+    )
+    d = json.loads((diag / "diagnostics.json").read_text())
+    assert d["divergence_rms"] < 1e-10 and d["loop_gap_relative"] < 1e-8  # structural, any weights
+
+
+def test_sympnet_rolls_out_with_its_own_step_and_is_symplectic(capsys, trained, tmp_path):
+    folder = trained / "sympnet-g"
+    code, _, err = run_cli(
+        capsys, "rollout", str(folder), "--steps", "10", "--dt", "0.05", "--out", str(tmp_path / "bad")
+    )
+    assert code == 2 and "flow map of step 0.1" in err
+    diag = tmp_path / "diag"
+    assert (
+        run_cli(
+            capsys,
+            "diagnose",
+            str(folder),
+            "--steps",
+            "50",
+            "--n-points",
+            "32",
+            "--out",
+            str(diag),
+            "--quiet",
+        )[0]
+        == 0
+    )
+    d = json.loads((diag / "diagnostics.json").read_text())
+    assert d["integrator"] == "own step"
+    assert d["symplecticity_defect_max"] < 1e-10
+    assert abs(d["area_ratio"] - 1) < 1e-6

@@ -408,6 +408,7 @@ def cmd_rollout(args) -> int:
     z0 = system.sample(
         args.n_traj, energy_range=tuple(erange) if erange else None, seed=args.seed, dtype=torch.float64
     )
+    z0 = z0.to(dtype).double()  # the states the model actually starts from, for truth too
     if isinstance(model, FlowMap):
         if args.dt is not None and abs(args.dt - model.dt) > 1e-12 * model.dt:
             raise SymplearnError(
