@@ -307,7 +307,9 @@ def run(config: Config, out: str | Path) -> Report:
     model_rows, curves, fits, t, horizons = _models(cfg, system, cfg.quiet)
     rows.update(model_rows)
     figures["energy_error_models.png"] = plotting.energy_error_figure(
-        t, curves, title=f"True energy along each model's rollout (t up to {cfg.horizon:g})"
+        t[1:],
+        {k: v[1:] for k, v in curves.items()},
+        title=f"True energy along each model's rollout (t up to {cfg.horizon:g})",
     )
     for kind, res in fits.items():
         figures[f"loss_{kind}.png"] = plotting.loss_figure(
