@@ -109,7 +109,7 @@ class ScalarMLP(nn.Module):
         h = x
         cache = []
         for lin in self.hidden:
-            a = lin(h)
+            a = F.linear(h, lin.weight, lin.bias)  # not lin(h): no module-call overhead
             h = act.fn(a)
             cache.append((a, h))
         val = F.linear(h, self.out.weight, self.out.bias)[..., 0] if need_value else None
