@@ -62,7 +62,14 @@ class ModelMixin:
                 f"{type(self).__name__} has n_dof={self.n_dof}, so states have shape "
                 f"(..., {2 * self.n_dof}); got shape {tuple(z.shape)}"
             )
-        p = next(self.parameters(), None)
+        # the first parameter, cached outside nn.Module's registry (called once per field
+        # evaluation: next(self.parameters()) was a measurable share of a rollout's time);
+        # .to() and load_state_dict keep Parameter objects, so the cached one stays current
+        p = self.__dict__.get("_first_param")
+        if p is None:
+            p = next(self.parameters(), None)
+            if p is not None:
+                self.__dict__["_first_param"] = p
         if p is not None and z.dtype != p.dtype:
             raise SymplearnError(
                 f"{type(self).__name__} has {p.dtype} parameters but the state is {z.dtype}; "
