@@ -651,7 +651,11 @@ def cmd_diagnose(args) -> int:
     out["symplecticity_defect_max"] = float(sym["max_defect"])
     out["step_det_max_deviation"] = float((sym["det"] - 1).abs().max())
     tr = dg.transport_loop(dyn, loop, dt, args.steps, integrator, save_every=max(1, args.steps // 100))
-    out["area_ratio"] = float(tr.area_ratio)
+    # one degree of freedom: the loop's area; more: the symplectic area sum_i A_i over the
+    # (q_i, p_i) planes (a single plane's area is not invariant when n > 1)
+    out["area_ratio"] = float(tr.area_ratio) if n == 1 else float(tr.action[-1] / tr.action[0])
+    if n > 1:
+        out["area_ratio_plane0"] = float(tr.area_ratio)
     k = min(8, len(sample))
     with torch.no_grad():
         t, z = _integrate_with_progress(dyn, sample[:k], dt, args.steps, integrator, 1, args.quiet)
@@ -666,6 +670,16 @@ def cmd_diagnose(args) -> int:
             "max_abs_normalised": float(br.abs().max()),
             "rms_normalised": float(br.pow(2).mean().sqrt()),
         }
+    if n >= 2:  # Poincare section q0 = 0 (crossing upwards), drawn in the (q1, p1) plane
+        ps = dg.poincare_section(dyn, sample[:k], dt, args.steps, integrator, index=0, value=0.0, direction=1)
+        out["poincare_crossings"] = int(ps.z.shape[0])
+        if ps.z.shape[0] > 0:
+            figures["poincare.png"] = plotting.poincare_figure(
+                ps.z[:, [1, n + 1]].detach().numpy(),
+                labels=("q1", "p1"),
+                size=6.0 if ps.z.shape[0] < 2000 else 1.5,
+                title=f"Poincaré section q0 = 0, p0 > 0: {label} ({ps.z.shape[0]} crossings)",
+            )
     if args.lyapunov:
         ly = dg.lyapunov_exponent(dyn, sample[:2], dt, args.steps, integrator)
         out["lyapunov_exponent"] = [float(x) for x in ly.exponent]
@@ -860,7 +874,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="observable f(q, p) for the Poisson bracket {f, H}, e.g. 'q0*p1 - q1*p0'",
     )
-    p.add_argument("--loop", default=None, help="closed loop in the (q0, p0) plane: 'q,p;q,p;...;q,p'")
+    p.add_argument(
+        "--loop",
+        default=None,
+        help="closed loop in the (q0, p0) plane: 'q,p;q,p;...;q,p' "
+        "(other coordinates: those of a sampled state)",
+    )
     p.add_argument("--lyapunov", action="store_true", help="also estimate the largest Lyapunov exponent")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_diagnose)
