@@ -35,6 +35,7 @@ def __getattr__(name: str):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'symplearn' has no attribute {name!r}")
 
+
 __all__ = [
     "Dataset",
     "fit",

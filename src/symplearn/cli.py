@@ -375,28 +375,10 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _to_model_coords(model, system, z):
-    return (
-        torch.cat([z[..., : system.n_dof], system.velocities(*_split(z, system.n_dof))], -1)
-        if getattr(model, "state_kind", "canonical") == "lagrangian"
-        else z
-    )
-
-
-def _to_canonical(model, system, x):
-    if getattr(model, "state_kind", "canonical") != "lagrangian":
-        return x
-    q, qdot = _split(x, system.n_dof)
-    return torch.cat([q, system.momenta(q, qdot)], -1)
-
-
-def _split(z, n):
-    return z[..., :n], z[..., n:]
-
-
 def cmd_rollout(args) -> int:
     from . import _files, plotting
     from .dynamics import FlowMap
+    from .experiments._common import to_canonical_states, to_model_states
     from .integrators import get_integrator, integrate
     from .modelio import load_model, load_run_config
 
@@ -422,12 +404,12 @@ def cmd_rollout(args) -> int:
         integ_name = args.integrator or _default_integrator(model)
         integrator = get_integrator(integ_name)
         integrator.check(model)
-    x0 = _to_model_coords(model, system, z0).to(dtype)
+    x0 = to_model_states(model, system, z0).to(dtype)
     t_start = time.perf_counter()
     with torch.no_grad():
         t, x = _integrate_with_progress(model, x0, dt, args.steps, integrator, args.save_every, args.quiet)
     wall = time.perf_counter() - t_start
-    z = _to_canonical(model, system, x.double())
+    z = to_canonical_states(model, system, x.double())
     if not bool(torch.isfinite(z).all()):
         raise SymplearnError(
             "the model's trajectory became NaN or infinite (the rollout diverged); "

@@ -206,8 +206,7 @@ class Dataset:
             ) from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise SymplearnError(
-                f"{str(side)!r} is not the sidecar of a symplearn dataset (no "
-                f'"format": "{FORMAT}" entry)'
+                f'{str(side)!r} is not the sidecar of a symplearn dataset (no "format": "{FORMAT}" entry)'
             )
         if meta.get("format_version") != FORMAT_VERSION:
             raise SymplearnError(
@@ -267,8 +266,7 @@ def _check_consistent(t, z, dzdt, train_idx, test_idx) -> None:
         raise SymplearnError(f"z must have shape (T, K, 2n), got {tuple(z.shape)}")
     if z.dtype not in _DTYPES.values() or dzdt.dtype != z.dtype or t.dtype != z.dtype:
         raise SymplearnError(
-            f"t, z and dzdt must share one dtype, float32 or float64; got {t.dtype}, {z.dtype}, "
-            f"{dzdt.dtype}"
+            f"t, z and dzdt must share one dtype, float32 or float64; got {t.dtype}, {z.dtype}, {dzdt.dtype}"
         )
     for name, x in (("t", t), ("z", z), ("dzdt", dzdt)):
         if not bool(torch.isfinite(x).all()):
@@ -276,9 +274,7 @@ def _check_consistent(t, z, dzdt, train_idx, test_idx) -> None:
     if tuple(t.shape) != (z.shape[0],):
         raise SymplearnError(f"t must have shape (T,) = ({z.shape[0]},), got {tuple(t.shape)}")
     if dzdt.shape != z.shape:
-        raise SymplearnError(
-            f"dzdt must have the shape of z {tuple(z.shape)}, got {tuple(dzdt.shape)}"
-        )
+        raise SymplearnError(f"dzdt must have the shape of z {tuple(z.shape)}, got {tuple(dzdt.shape)}")
     K = z.shape[1]
     for name, idx in (("train_idx", train_idx), ("test_idx", test_idx)):
         if idx.ndim != 1 or idx.dtype != torch.int64:

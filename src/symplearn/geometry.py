@@ -68,9 +68,7 @@ def gradient(f: Callable[[Tensor], Tensor], z: Tensor, *, create_graph: bool = F
     return g
 
 
-def symplectic_gradient(
-    H: Callable[[Tensor], Tensor], z: Tensor, *, create_graph: bool = False
-) -> Tensor:
+def symplectic_gradient(H: Callable[[Tensor], Tensor], z: Tensor, *, create_graph: bool = False) -> Tensor:
     """The Hamiltonian vector field ``X_H = J grad H`` of any scalar function, by autograd.
 
     Args:
@@ -84,9 +82,7 @@ def symplectic_gradient(
     return apply_J(gradient(H, z, create_graph=create_graph))
 
 
-def poisson_bracket(
-    f: Callable[[Tensor], Tensor], g: Callable[[Tensor], Tensor], z: Tensor
-) -> Tensor:
+def poisson_bracket(f: Callable[[Tensor], Tensor], g: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
     """The Poisson bracket ``{f, g} = grad f^T J grad g`` at a batch of points.
 
     ``{f, g} = sum_i (df/dq_i dg/dp_i - df/dp_i dg/dq_i)``.
@@ -121,9 +117,7 @@ def batch_jacobian(fn: Callable[[Tensor], Tensor], z: Tensor, *, create_graph: b
         out = fn(x)
         rows = []
         for i in range(out.shape[-1]):
-            (g,) = torch.autograd.grad(
-                out[..., i].sum(), x, retain_graph=True, create_graph=create_graph
-            )
+            (g,) = torch.autograd.grad(out[..., i].sum(), x, retain_graph=True, create_graph=create_graph)
             rows.append(g)
     return torch.stack(rows, dim=-2)
 

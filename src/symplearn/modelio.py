@@ -269,5 +269,4 @@ def plot_loss_history(history: dict[str, list], *, title: str | None = None):
     curves: dict[str, list] = {"step": list(history["step"]), "train": list(history["train_loss"])}
     if any(v == v for v in test):
         curves["test"] = test
-    return loss_figure(curves, title=title or "Training loss",
-                       ylabel="loss (mean squared error, data units)")
+    return loss_figure(curves, title=title or "Training loss", ylabel="loss (mean squared error, data units)")

@@ -201,9 +201,7 @@ def _as_series(obj: Any, name: str, example: str) -> dict[str, Any]:
     return {str(k): v for k, v in obj.items()}
 
 
-def _time_series(
-    t: np.ndarray, values: Mapping[str, Any], name: str
-) -> dict[str, np.ndarray]:
+def _time_series(t: np.ndarray, values: Mapping[str, Any], name: str) -> dict[str, np.ndarray]:
     """Check that every value is (T,) or (T, K) with T = len(t); returns (T, K) arrays."""
     out = {}
     for label, v in values.items():
@@ -248,8 +246,7 @@ def _call_on_states(fn: Callable, z: np.ndarray, name: str, out_shape: tuple[int
             arr = arr.reshape(out_shape)  # e.g. (..., 1) for a scalar function
         else:
             raise SymplearnError(
-                f"{name} returned shape {arr.shape} for states of shape {z.shape}; expected "
-                f"{out_shape}"
+                f"{name} returned shape {arr.shape} for states of shape {z.shape}; expected {out_shape}"
             )
     return arr
 
@@ -259,9 +256,7 @@ def _check_bounds(bounds: Any) -> tuple[tuple[float, float], tuple[float, float]
         (x0, x1), (y0, y1) = bounds
         x0, x1, y0, y1 = (float(v) for v in (x0, x1, y0, y1))
     except (TypeError, ValueError) as exc:
-        raise SymplearnError(
-            f"bounds must be ((q_min, q_max), (p_min, p_max)), got {bounds!r}"
-        ) from exc
+        raise SymplearnError(f"bounds must be ((q_min, q_max), (p_min, p_max)), got {bounds!r}") from exc
     if not all(math.isfinite(v) for v in (x0, x1, y0, y1)) or not (x0 < x1 and y0 < y1):
         raise SymplearnError(
             f"bounds must be finite ((q_min, q_max), (p_min, p_max)) with min < max, got "
@@ -351,9 +346,7 @@ def energy_error_figure(
             negative, or ``rel_errors`` is empty.
     """
     t = _as_time(t)
-    series = _time_series(
-        t, _as_series(rel_errors, "rel_errors", "{'verlet': errors}"), "rel_errors"
-    )
+    series = _time_series(t, _as_series(rel_errors, "rel_errors", "{'verlet': errors}"), "rel_errors")
     for label, e in series.items():
         if (e[np.isfinite(e)] < 0).any():
             raise SymplearnError(
@@ -568,15 +561,13 @@ def transported_patch_figure(
     times = _as_time(times, "times")
     if len(times) != len(polys):
         raise SymplearnError(
-            f"times has {len(times)} entries but there are {len(polys)} polygons; give one time "
-            f"per polygon"
+            f"times has {len(times)} entries but there are {len(polys)} polygons; give one time per polygon"
         )
     areas_t = _as_time(areas_t, "areas_t")
     areas = _as_array(areas, "areas")
     if areas.shape != areas_t.shape:
         raise SymplearnError(
-            f"areas has shape {areas.shape} but areas_t has shape {areas_t.shape}; expected one "
-            f"area per time"
+            f"areas has shape {areas.shape} but areas_t has shape {areas_t.shape}; expected one area per time"
         )
     A0 = float(areas[0])
     if A0 == 0 or not math.isfinite(A0):
@@ -586,9 +577,7 @@ def transported_patch_figure(
 
     fig, axes = _new_figure(1, 2, figsize=(11.5, 4.6))
     ax, axa = axes[0]
-    bounds = (
-        _check_bounds(bounds) if bounds is not None else _data_bounds(np.concatenate(polys), 0.15)
-    )
+    bounds = _check_bounds(bounds) if bounds is not None else _data_bounds(np.concatenate(polys), 0.15)
     handles = []
     if hamiltonian is not None:
         _draw_levels(ax, hamiltonian, bounds, 15)
@@ -597,8 +586,13 @@ def transported_patch_figure(
     cmap = colormaps["Blues"]
     for poly, ti, s in zip(polys, times, shades):
         patch = Polygon(
-            poly, closed=True, facecolor=cmap(s), edgecolor=cmap(min(1.0, s + 0.1)),
-            lw=0.8, alpha=0.9, label=f"t = {ti:.3g}",
+            poly,
+            closed=True,
+            facecolor=cmap(s),
+            edgecolor=cmap(min(1.0, s + 0.1)),
+            lw=0.8,
+            alpha=0.9,
+            label=f"t = {ti:.3g}",
         )
         ax.add_patch(patch)
         handles.append(patch)
@@ -610,11 +604,16 @@ def transported_patch_figure(
     ax.legend(handles=handles, loc="upper right", fontsize="small", framealpha=0.9)
 
     rel = areas / A0 - 1.0
-    axa.axhspan(-tolerance, tolerance, color="tab:green", alpha=0.12, lw=0,
-                label=f"±{tolerance:g} relative")
+    axa.axhspan(-tolerance, tolerance, color="tab:green", alpha=0.12, lw=0, label=f"±{tolerance:g} relative")
     axa.axhline(0.0, color="black", ls="--", lw=1.0, label=f"initial area $A_0$ = {A0:.6g}")
-    axa.plot(areas_t, rel, color="tab:blue", lw=1.5, marker="." if len(rel) < 60 else None,
-             label=r"$(A(t) - A_0)/A_0$")
+    axa.plot(
+        areas_t,
+        rel,
+        color="tab:blue",
+        lw=1.5,
+        marker="." if len(rel) < 60 else None,
+        label=r"$(A(t) - A_0)/A_0$",
+    )
     finite = rel[np.isfinite(rel)]
     span = max(2 * tolerance, float(np.abs(finite).max()) * 1.15 if finite.size else 0.0)
     axa.set_ylim(-span, span)
@@ -689,19 +688,23 @@ def vector_field_figure(
         D = _call_on_states(divergence_fn, Zd, "divergence_fn", Xd.shape)
         finite = D[np.isfinite(D)]
         vmax = max(float(np.abs(finite).max()) if finite.size else 0.0, 1e-12)
-        mesh = ax.pcolormesh(Xd, Yd, D, cmap="RdBu_r", norm=Normalize(-vmax, vmax),
-                             shading="nearest", zorder=0)
+        mesh = ax.pcolormesh(
+            Xd, Yd, D, cmap="RdBu_r", norm=Normalize(-vmax, vmax), shading="nearest", zorder=0
+        )
         cb = fig.colorbar(mesh, ax=ax)
         cb.set_label("div X")
-    ax.quiver(X, Y, F[..., 0], F[..., 1], color="0.15", angles="xy", pivot="mid", width=0.003,
-              zorder=2)
-    handles.append(Line2D([], [], color="0.15", marker=r"$\rightarrow$", ls="", ms=10,
-                          label="field X(q, p)"))
+    ax.quiver(X, Y, F[..., 0], F[..., 1], color="0.15", angles="xy", pivot="mid", width=0.003, zorder=2)
+    handles.append(Line2D([], [], color="0.15", marker=r"$\rightarrow$", ls="", ms=10, label="field X(q, p)"))
     if loop_arr is not None:
-        (ln,) = ax.plot(loop_arr[:, 0], loop_arr[:, 1], color="gold", lw=2.4, zorder=3,
-                        label="test loop",
-                        path_effects=[patheffects.Stroke(linewidth=4.2, foreground="black"),
-                                      patheffects.Normal()])
+        (ln,) = ax.plot(
+            loop_arr[:, 0],
+            loop_arr[:, 1],
+            color="gold",
+            lw=2.4,
+            zorder=3,
+            label="test loop",
+            path_effects=[patheffects.Stroke(linewidth=4.2, foreground="black"), patheffects.Normal()],
+        )
         handles.append(ln)
     ax.set_xlim(*bounds[0])
     ax.set_ylim(*bounds[1])
@@ -735,9 +738,7 @@ def poincare_figure(
         SymplearnError: points are not ``(N, 2)``.
     """
     series = (
-        _as_series(points, "points", "{'truth': pts}")
-        if isinstance(points, Mapping)
-        else {"section": points}
+        _as_series(points, "points", "{'truth': pts}") if isinstance(points, Mapping) else {"section": points}
     )
     arrays = {}
     for label, pts in series.items():
@@ -749,8 +750,17 @@ def poincare_figure(
     ax = axes[0, 0]
     styles = _styles(list(arrays)) if isinstance(points, Mapping) else [{"color": "black"}]
     for (label, arr), style in zip(arrays.items(), styles):
-        ax.scatter(arr[:, 0], arr[:, 1], s=size, color=style["color"], marker=".", lw=0,
-                   alpha=0.8, label=f"{label} ({len(arr)} points)", rasterized=len(arr) > 5000)
+        ax.scatter(
+            arr[:, 0],
+            arr[:, 1],
+            s=size,
+            color=style["color"],
+            marker=".",
+            lw=0,
+            alpha=0.8,
+            label=f"{label} ({len(arr)} points)",
+            rasterized=len(arr) > 5000,
+        )
     ax.set_xlabel(f"${labels[0]}$" if "_" in labels[0] else labels[0])
     ax.set_ylabel(f"${labels[1]}$" if "_" in labels[1] else labels[1])
     ax.set_title(title)
@@ -801,10 +811,12 @@ def lyapunov_figure(
             ax.plot(times, lam[:, 0], lw=1.5, label=label, **style)
         else:
             with np.errstate(invalid="ignore"):
-                ax.plot(times, np.nanmean(lam, 1), lw=1.5, label=f"{label} (mean of {B}; band: min..max)",
-                        **style)
-                ax.fill_between(times, np.nanmin(lam, 1), np.nanmax(lam, 1), color=style["color"],
-                                alpha=0.18, lw=0)
+                ax.plot(
+                    times, np.nanmean(lam, 1), lw=1.5, label=f"{label} (mean of {B}; band: min..max)", **style
+                )
+                ax.fill_between(
+                    times, np.nanmin(lam, 1), np.nanmax(lam, 1), color=style["color"], alpha=0.18, lw=0
+                )
     ax.axhline(0.0, color="0.5", lw=0.8, ls="-", zorder=0)
     if reference is not None:
         ax.axhline(float(reference), color="0.3", ls=":", lw=1.2, label=f"reference {reference:.4g}")
@@ -878,8 +890,15 @@ def loss_figure(
         keep = np.isfinite(test)
         yt, f2 = _floor(test[keep], floor)
         floored |= f2
-        ax.plot(ts[keep], yt, color="tab:orange", lw=1.2, marker="o" if keep.sum() < 40 else None,
-                ms=3, label="test")
+        ax.plot(
+            ts[keep],
+            yt,
+            color="tab:orange",
+            lw=1.2,
+            marker="o" if keep.sum() < 40 else None,
+            ms=3,
+            label="test",
+        )
     ax.set_yscale("log")
     ax.set_xlabel("optimisation step")
     ax.set_ylabel(ylabel + (f"\n(values below {floor:.0e} drawn at {floor:.0e})" if floored else ""))
@@ -941,8 +960,10 @@ def trajectory_figure(
             )
     n = dim // 2
     if labels is None:
-        labels = ("q", "p") if n == 1 else tuple(f"q{i + 1}" for i in range(n)) + tuple(
-            f"p{i + 1}" for i in range(n)
+        labels = (
+            ("q", "p")
+            if n == 1
+            else tuple(f"q{i + 1}" for i in range(n)) + tuple(f"p{i + 1}" for i in range(n))
         )
     if len(labels) != dim:
         raise SymplearnError(f"labels must name the {dim} coordinates, got {len(labels)}: {labels!r}")

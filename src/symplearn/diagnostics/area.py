@@ -151,7 +151,7 @@ def _lagrange(nodes: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
         for m in range(K):
             if m == k:
                 continue
-            fac = ((u - nodes[:, None, m]) / (nodes[:, None, k] - nodes[:, None, m]))
+            fac = (u - nodes[:, None, m]) / (nodes[:, None, k] - nodes[:, None, m])
             inv = 1.0 / (nodes[:, None, k] - nodes[:, None, m])
             der[..., k] = der[..., k] * fac + val[..., k] * inv
             val[..., k] = val[..., k] * fac
@@ -258,9 +258,7 @@ def check_loop(loop: Any, dim: int | None = None, *, name: str = "loop") -> Tens
 def _center(center: Any, dtype: torch.dtype | None) -> tuple[Tensor, int]:
     c = as_tensor(center, "center", dtype=dtype)
     if c.ndim != 1 or c.shape[0] == 0 or c.shape[0] % 2:
-        raise SymplearnError(
-            f"center must be one state (2n,) with q's then p's, got shape {tuple(c.shape)}"
-        )
+        raise SymplearnError(f"center must be one state (2n,) with q's then p's, got shape {tuple(c.shape)}")
     if not bool(torch.isfinite(c).all()):
         raise NonFiniteError("center contains NaN or infinite values")
     return c, c.shape[0] // 2
@@ -297,9 +295,7 @@ def square_loop(
     h = side / 2.0
     corners = torch.tensor([[-h, -h], [h, -h], [h, h], [-h, h]], dtype=c.dtype, device=c.device)
     s = torch.arange(m, dtype=c.dtype, device=c.device) / m
-    pts = torch.cat(
-        [corners[k] + s[:, None] * (corners[(k + 1) % 4] - corners[k]) for k in range(4)], 0
-    )
+    pts = torch.cat([corners[k] + s[:, None] * (corners[(k + 1) % 4] - corners[k]) for k in range(4)], 0)
     out = c.expand(n_points, 2 * n).clone()
     out[:, plane] += pts[:, 0]
     out[:, n + plane] += pts[:, 1]

@@ -135,9 +135,7 @@ class DivergenceGrid(NamedTuple):
     div: Tensor
 
 
-def divergence_grid(
-    dynamics: Any, bounds: Any, n: int, plane: int = 0, center: Any = None
-) -> DivergenceGrid:
+def divergence_grid(dynamics: Any, bounds: Any, n: int, plane: int = 0, center: Any = None) -> DivergenceGrid:
     """Divergence of a vector field on an ``n x n`` grid of one ``(q_i, p_i)`` plane.
 
     Args:

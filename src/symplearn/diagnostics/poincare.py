@@ -68,8 +68,9 @@ class PoincareSection:
     def of_trajectory(self, b: int) -> PoincareSection:
         """The crossings of trajectory ``b`` only."""
         m = self.traj == b
-        return PoincareSection(self.t[m], self.z[m], self.traj[m], self.index, self.value,
-                               self.direction, self.method)
+        return PoincareSection(
+            self.t[m], self.z[m], self.traj[m], self.index, self.value, self.direction, self.method
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """Summary as plain Python values (JSON-able)."""
@@ -203,8 +204,12 @@ def poincare_section(
 
             def hermite(th: Tensor) -> Tensor:
                 th2, th3 = th * th, th * th * th
-                return ((2 * th3 - 3 * th2 + 1) * s0 + (th3 - 2 * th2 + th) * f0
-                        + (-2 * th3 + 3 * th2) * s1 + (th3 - th2) * f1)
+                return (
+                    (2 * th3 - 3 * th2 + 1) * s0
+                    + (th3 - 2 * th2 + th) * f0
+                    + (-2 * th3 + 3 * th2) * s1
+                    + (th3 - th2) * f1
+                )
 
             tau = _bisect(hermite, s0) * dt
             scale = max(1.0, abs(value), float(zp[:, index].abs().max()), float(zn[:, index].abs().max()))
@@ -274,8 +279,7 @@ def poincare_section(
                 zn = step(z)
                 if not bool(torch.isfinite(zn).all()):
                     raise NonFiniteError(
-                        f"poincare_section: the state became NaN or infinite at step {k} "
-                        f"(t={k * dt:g})"
+                        f"poincare_section: the state became NaN or infinite at step {k} (t={k * dt:g})"
                     )
                 hist.append(zn)
                 s_new = zn[:, index] - value
@@ -301,5 +305,6 @@ def poincare_section(
         t = torch.zeros(0, dtype=z.dtype)
         zc = torch.zeros(0, d, dtype=z.dtype)
         b = torch.zeros(0, dtype=torch.long)
-    return PoincareSection(t=t, z=zc.detach(), traj=b, index=index, value=value, direction=direction,
-                           method=method)
+    return PoincareSection(
+        t=t, z=zc.detach(), traj=b, index=index, value=value, direction=direction, method=method
+    )

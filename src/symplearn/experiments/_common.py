@@ -85,3 +85,25 @@ def history_for_plot(history: dict[str, list]) -> dict[str, list]:
     if test and any(v == v for v in test):
         out["test"] = test
     return out
+
+
+def is_lagrangian(model: Any) -> bool:
+    """Whether ``model`` works on Lagrangian states ``(q, q_dot)`` (an LNN) rather than ``(q, p)``."""
+    return getattr(model, "state_kind", "canonical") == "lagrangian"
+
+
+def to_model_states(model: Any, system: Any, z: Tensor) -> Tensor:
+    """Canonical states ``(..., 2n)`` in the model's coordinates: ``(q, q_dot)`` through the
+    true system's Legendre map ``q_dot = velocities(q, p)`` for an LNN, unchanged otherwise."""
+    if not is_lagrangian(model):
+        return z
+    n = system.n_dof
+    return torch.cat([z[..., :n], system.velocities(z[..., :n], z[..., n:])], -1)
+
+
+def to_canonical_states(model: Any, system: Any, x: Tensor) -> Tensor:
+    """The inverse of :func:`to_model_states`: ``p = momenta(q, q_dot)`` for an LNN."""
+    if not is_lagrangian(model):
+        return x
+    n = system.n_dof
+    return torch.cat([x[..., :n], system.momenta(x[..., :n], x[..., n:])], -1)

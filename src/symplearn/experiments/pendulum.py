@@ -30,7 +30,7 @@ from ..models import build_model
 from ..report import Column, Report, write_run
 from ..systems import get_system
 from ..training import fit, seed_everything
-from ._common import history_for_plot, log, rollout
+from ._common import history_for_plot, log, rollout, to_canonical_states, to_model_states
 
 DESCRIPTION = (
     "pendulum: Euler vs Verlet (Fig. 4), area of a transported square (Fig. 2), "
@@ -193,22 +193,6 @@ def _build(kind: str, cfg: Config, dt: float):
     return build_model(kind, n_dof=1, dt=dt)
 
 
-def _lagrangian(model: Any) -> bool:
-    return getattr(model, "state_kind", "canonical") == "lagrangian"
-
-
-def _to_model(model: Any, system: Any, z: Tensor) -> Tensor:
-    if not _lagrangian(model):
-        return z
-    return torch.cat([z[..., :1], system.velocities(z[..., :1], z[..., 1:])], -1)
-
-
-def _to_canonical(model: Any, system: Any, x: Tensor) -> Tensor:
-    if not _lagrangian(model):
-        return x
-    return torch.cat([x[..., :1], system.momenta(x[..., :1], x[..., 1:])], -1)
-
-
 def _models(cfg: Config, system: Any, quiet: bool):
     ds = generate_dataset(
         system,
@@ -255,7 +239,7 @@ def _models(cfg: Config, system: Any, quiet: bool):
         integrator = None if integ_name == "own step" else get_integrator(integ_name)
         t, x, wall = rollout(
             model,
-            _to_model(model, system, z0),
+            to_model_states(model, system, z0),
             dt,
             n_steps,
             integrator,
@@ -263,12 +247,12 @@ def _models(cfg: Config, system: Any, quiet: bool):
             desc=f"{kind}: t = {cfg.horizon:g}",
             quiet=quiet,
         )
-        z = _to_canonical(model, system, x)
+        z = to_canonical_states(model, system, x)
         rel = (system.hamiltonian(z) - e0).abs() / e0.abs()
         err = (z - ref.z).norm(dim=-1).mean(-1)  # (T,)
         tr = dg.transport_loop(
             model,
-            _to_model(model, system, loop0),
+            to_model_states(model, system, loop0),
             dt,
             loop_steps,
             integrator,

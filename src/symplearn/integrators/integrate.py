@@ -102,9 +102,7 @@ def integrate(
                 f"pass integrator=None (got {integrator.name!r})"
             )
         if not math.isclose(dt, dynamics.dt, rel_tol=1e-9, abs_tol=0.0):
-            raise SymplearnError(
-                f"{type(dynamics).__name__} was built for dt={dynamics.dt:g}; got dt={dt:g}"
-            )
+            raise SymplearnError(f"{type(dynamics).__name__} was built for dt={dynamics.dt:g}; got dt={dt:g}")
 
         def advance(z, k):
             return dynamics.step(z)
@@ -129,8 +127,7 @@ def integrate(
         if k % save_every == 0 or k == n_steps:
             if check_finite and not bool(torch.isfinite(z).all()):
                 raise NonFiniteError(
-                    f"the state became NaN or infinite by step {k} (t={t0 + k * dt:g}); "
-                    f"try a smaller dt"
+                    f"the state became NaN or infinite by step {k} (t={t0 + k * dt:g}); try a smaller dt"
                 )
             saved.append(z)
             times.append(t0 + k * dt)

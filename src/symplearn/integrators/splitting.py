@@ -76,5 +76,3 @@ class Yoshida4(Integrator):
         for w in (self._W1, self._W0, self._W1):
             q, p = _verlet(dynamics, q, p, w * dt)
         return join(q, p)
-
-

@@ -42,9 +42,7 @@ class System(Dynamics):
             try:
                 values[k] = float(v)
             except (TypeError, ValueError):
-                raise SymplearnError(
-                    f"parameter {k} of {self.name} must be a number, got {v!r}"
-                ) from None
+                raise SymplearnError(f"parameter {k} of {self.name} must be a number, got {v!r}") from None
         for k, v in values.items():
             if not math.isfinite(v):
                 raise SymplearnError(f"parameter {k} of {self.name} must be finite, got {v}")

@@ -42,8 +42,7 @@ class HenonHeiles(System):
     def _validate(self) -> None:
         if self.lam <= 0:
             raise SymplearnError(
-                f"lam of henon-heiles must be > 0 (lam < 0 is the mirror image y -> -y), "
-                f"got lam={self.lam:g}"
+                f"lam of henon-heiles must be > 0 (lam < 0 is the mirror image y -> -y), got lam={self.lam:g}"
             )
 
     @property
@@ -90,9 +89,7 @@ class HenonHeiles(System):
                 f"1/(6 lam^2) = {self.escape_energy:.6g}; got energy_range {(lo, hi)}"
             )
         if lo < 0:
-            raise SymplearnError(
-                f"henon-heiles energies in the well are >= 0; got energy_range {(lo, hi)}"
-            )
+            raise SymplearnError(f"henon-heiles energies in the well are >= 0; got energy_range {(lo, hi)}")
         return lo, hi
 
     def hamiltonian(self, z: Tensor) -> Tensor:

@@ -90,8 +90,7 @@ def _kepler_flow(
     ang = q0[..., 0] * p0[..., 1] - q0[..., 1] * p0[..., 0]
     if bool((ang == 0).any()):
         raise SymplearnError(
-            "the exact Kepler solution needs nonzero angular momentum (a radial orbit falls "
-            "into the centre)"
+            "the exact Kepler solution needs nonzero angular momentum (a radial orbit falls into the centre)"
         )
     a = -k / (2.0 * energy)
     n = torch.sqrt(k / a**3)
@@ -157,9 +156,7 @@ def cartesian_to_polar(z: Tensor) -> Tensor:
 
 def _check_k(system: System) -> None:
     if system.k <= 0:
-        raise SymplearnError(
-            f"k of {system.name} must be > 0 (an attractive centre), got k={system.k:g}"
-        )
+        raise SymplearnError(f"k of {system.name} must be > 0 (an attractive centre), got k={system.k:g}")
 
 
 # -- the systems ------------------------------------------------------------------------------
@@ -286,8 +283,7 @@ class Kepler(System):
             ) from None
         if not (0.0 <= e_lo <= e_hi < 1.0):
             raise SymplearnError(
-                f"eccentricity_range must satisfy 0 <= low <= high < 1 (elliptic orbits), got "
-                f"{(e_lo, e_hi)}"
+                f"eccentricity_range must satisfy 0 <= low <= high < 1 (elliptic orbits), got {(e_lo, e_hi)}"
             )
         gen = seeded_generator(seed)
         u = torch.rand(5, n, generator=gen, dtype=torch.float64)
@@ -305,9 +301,7 @@ class Kepler(System):
         x, y = a * (cE - e), sense * b * sE
         vx, vy = -a * nn * sE / denom, sense * b * nn * cE / denom
         co, so = torch.cos(omega), torch.sin(omega)
-        z = torch.stack(
-            [co * x - so * y, so * x + co * y, co * vx - so * vy, so * vx + co * vy], -1
-        )
+        z = torch.stack([co * x - so * y, so * x + co * y, co * vx - so * vy, so * vx + co * vy], -1)
         return z.to(dtype)
 
 
@@ -348,9 +342,7 @@ class KeplerPolar(System):
 
     def vector_field(self, z: Tensor) -> Tensor:
         r, _, pr, pth = z.unbind(-1)
-        return torch.stack(
-            [pr, pth / r**2, pth**2 / r**3 - self.k / r**2, torch.zeros_like(pth)], -1
-        )
+        return torch.stack([pr, pth / r**2, pth**2 / r**3 - self.k / r**2, torch.zeros_like(pth)], -1)
 
     def lagrangian(self, q: Tensor, qdot: Tensor) -> Tensor:
         r = q[..., 0]

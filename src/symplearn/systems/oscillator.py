@@ -36,7 +36,7 @@ class HarmonicOscillator(System):
 
     def vector_field(self, z: Tensor) -> Tensor:
         q, p = split(z)
-        return join(p, -self.omega**2 * q)
+        return join(p, -(self.omega**2) * q)
 
     def grad_T(self, p: Tensor) -> Tensor:
         return p
@@ -48,7 +48,7 @@ class HarmonicOscillator(System):
         return (0.5 * qdot**2 - 0.5 * self.omega**2 * q**2).sum(-1)
 
     def acceleration(self, q: Tensor, qdot: Tensor) -> Tensor:
-        return -self.omega**2 * q
+        return -(self.omega**2) * q
 
     def momenta(self, q: Tensor, qdot: Tensor) -> Tensor:
         return qdot.clone()

@@ -58,7 +58,5 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             f"{path} is not a readable checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})"
         ) from err
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise SymplearnError(
-            f"{path} is not a symplearn checkpoint of format {CHECKPOINT_FORMAT}"
-        )
+        raise SymplearnError(f"{path} is not a symplearn checkpoint of format {CHECKPOINT_FORMAT}")
     return state

@@ -186,13 +186,10 @@ class _Progress:
         test_s = "" if test is None else f" test {test:.3e}"
         if self.bar is not None:
             self.bar.set_postfix_str(f"train {train:.3e}{test_s}", refresh=False)
-        elif self.lines and (
-            step == self.total or time.perf_counter() - self.last_line >= _LINE_EVERY_S
-        ):
+        elif self.lines and (step == self.total or time.perf_counter() - self.last_line >= _LINE_EVERY_S):
             self.last_line = time.perf_counter()
             print(
-                f"[fit] step {step}/{self.total} train {train:.3e}{test_s} lr {lr:.2e} "
-                f"({elapsed:.1f} s)",
+                f"[fit] step {step}/{self.total} train {train:.3e}{test_s} lr {lr:.2e} ({elapsed:.1f} s)",
                 file=sys.stderr,
                 flush=True,
             )
@@ -437,8 +434,7 @@ def fit(
         data = data.to_lagrangian()
     elif data.state_kind == "lagrangian":
         raise SymplearnError(
-            f"{type(model).__name__} works on canonical (q, p) states; the data is Lagrangian "
-            f"(q, q_dot)"
+            f"{type(model).__name__} works on canonical (q, p) states; the data is Lagrangian (q, q_dot)"
         )
     model.to(device=device, dtype=dtype)
     data = data.to(dtype=dtype, device=device)
@@ -488,9 +484,7 @@ def fit(
             )
         state = load_checkpoint(ckpt_file)
         diff = {
-            k: (state["settings"].get(k), v)
-            for k, v in settings.items()
-            if state["settings"].get(k) != v
+            k: (state["settings"].get(k), v) for k, v in settings.items() if state["settings"].get(k) != v
         }
         if diff:
             lines = "; ".join(f"{k}: checkpoint {a!r}, now {b!r}" for k, (a, b) in diff.items())
