@@ -59,6 +59,8 @@ def test_unknown_system_lists_valid_names_without_traceback():
         (["simulate", "pendulum", "--z0", "nan,0", "--dt", "0.1", "--steps", "5"], "non-finite"),
         (["experiment", "sprung", "--quick"], "spring"),
         (["experiment", "spring", "--set", "widht=3"], "width"),
+        (["experiment", "pendulum", "--set", "square_center=abc"], "2.0,0.0"),
+        (["experiment", "spring", "--set", "periods=1.5"], "like the default 50"),
     ],
 )
 def test_bad_input_gets_one_line_and_exit_2(capsys, tmp_path, argv, needle):

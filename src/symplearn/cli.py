@@ -272,11 +272,18 @@ def cmd_experiment(args) -> int:
                 if value.lower() not in ("true", "false", "1", "0"):
                     raise ValueError(value)
                 overrides[key] = value.lower() in ("true", "1")
+            elif isinstance(default, tuple):  # comma-separated, elements typed like the default's
+                kind = type(default[0]) if default else str
+                overrides[key] = tuple(kind(v.strip()) for v in value.split(",") if v.strip())
+                if len(default) and kind is not str and len(overrides[key]) != len(default):
+                    raise ValueError(value)
             else:
                 overrides[key] = type(default)(value)
         except ValueError:
+            example = ",".join(map(str, default)) if isinstance(default, tuple) else repr(default)
             raise SymplearnError(
-                f"--set {key}={value!r}: expected a {type(default).__name__} (default {default!r})"
+                f"--set {key}={value!r}: expected a value like the default {example} "
+                f"({type(default).__name__})"
             ) from None
     config = module.Config(**overrides)
     config.resolved() if hasattr(config, "resolved") else None  # validate before any work
