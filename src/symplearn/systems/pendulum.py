@@ -14,7 +14,9 @@ class Pendulum(System):
     """Simple pendulum ``H = p^2/2 + (g/L)(1 - cos q)`` (unit mass, time scaled so ``p = q_dot``).
 
     Separable, with ``L = q_dot^2/2 - (g/L)(1 - cos q)``, ``p = q_dot`` and
-    ``q_ddot = -(g/L) sin q``. Energies below ``2 g/L`` librate.
+    ``q_ddot = -(g/L) sin q``. Energies below ``2 g/L`` librate. The default sampling range is
+    ``(0.051, 0.51) x 2 g/L`` ((1, 10) at the default g/L = 9.81): swinging, never rotating,
+    whatever g and L.
     """
 
     name = "pendulum"
@@ -27,6 +29,8 @@ class Pendulum(System):
     def _validate(self) -> None:
         if self.g <= 0 or self.L <= 0:
             raise SymplearnError(f"g and L must be > 0, got g={self.g}, L={self.L}")
+        scale = (self.g / self.L) / 9.81  # keep the default range below the separatrix 2 g/L
+        self.ENERGY_RANGE = (1.0 * scale, 10.0 * scale)
 
     @property
     def omega0(self) -> float:
