@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -84,13 +85,19 @@ def cmd_systems(args) -> int:
 
     for name, cls in SYSTEMS.items():
         params = ", ".join(f"{k}={v:g}" for k, v in cls.PARAMS.items()) or "(none)"
-        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        full = cls.__doc__ or ""
+        doc = " ".join(full.strip().split("\n\n")[0].split()).replace("``", "")
+        if "H =" not in doc:  # the formula is displayed below the first paragraph
+            formula = next((ln.strip() for ln in full.splitlines() if ln.strip().startswith("H =")), "")
+            doc = doc.rstrip(":.") + (
+                "; " + " ".join(formula.split("  ")[0].split()).rstrip(",") if formula else ""
+            )
         flags = [f"n_dof={cls.n_dof}", "separable" if cls.separable else "non-separable"]
         if cls.has_exact_solution:
             flags.append("exact solution")
         if cls.has_lagrangian:
             flags.append("Lagrangian")
-        print(f"{name:16s} {doc}")
+        print(textwrap.fill(doc, 100, initial_indent=f"{name:17s}", subsequent_indent=" " * 17))
         print(f"{'':16s}   parameters: {params}; {', '.join(flags)}")
     return 0
 
@@ -898,6 +905,11 @@ def main(argv: list[str] | None = None) -> int:
     except SymplearnError as exc:
         print(f"symplearn {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `symplearn systems | head`: the reader left, not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("symplearn: interrupted; no partial results were written", file=sys.stderr)
         return 130
