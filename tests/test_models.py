@@ -410,3 +410,18 @@ def test_models_check_state_shape_and_dtype(kind):
         run(torch.zeros(3, 3))
     with pytest.raises(sl.SymplearnError, match="float32 parameters but the state is torch.float64"):
         run(torch.zeros(3, 4, dtype=F64))
+
+
+def test_build_model_ignore_unused_takes_only_what_each_kind_accepts():
+    sizes = {"n_dof": 1, "width": 16, "depth": 3, "layers": 2, "dt": 0.1, "activation": None}
+    assert build_model("mlp", ignore_unused=True, **sizes).config == {
+        "kind": "mlp",
+        "n_dof": 1,
+        "width": 16,
+        "depth": 3,
+        "activation": "tanh",
+    }
+    la = build_model("sympnet-la", ignore_unused=True, **sizes).config
+    assert la["layers"] == 2 and la["dt"] == 0.1 and "width" not in la
+    with pytest.raises(sl.SymplearnError, match="unknown argument"):
+        build_model("mlp", n_dof=1, layers=2)  # without the flag an unused size is still an error

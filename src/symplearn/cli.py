@@ -343,18 +343,18 @@ def cmd_train(args) -> int:
             seed=args.seed,
             dtype=dtype,
         )
-    kwargs: dict = {"n_dof": system.n_dof, "width": args.width, "depth": args.depth}
-    if args.activation:
-        kwargs["activation"] = args.activation
     kind = args.model
-    if kind.startswith("sympnet"):
-        kwargs["dt"] = ds.dt
-        kwargs.pop("depth") if kind != "sympnet-grad" else None
-        kwargs["layers"] = args.layers
-        if kind == "sympnet-la":
-            kwargs.pop("width")
     torch.manual_seed(args.seed)
-    model = build_model(kind, **kwargs).to(dtype=dtype)
+    model = build_model(
+        kind,
+        ignore_unused=True,  # each kind takes the sizes it has (SympNets: layers and the data's dt)
+        n_dof=system.n_dof,
+        width=args.width,
+        depth=args.depth,
+        layers=args.layers,
+        activation=args.activation,
+        dt=ds.dt,
+    ).to(dtype=dtype)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = fit(

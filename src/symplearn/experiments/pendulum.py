@@ -184,13 +184,9 @@ def _perimeter(loop: Tensor) -> Tensor:
 # -- part 3: trained models ------------------------------------------------------------------
 def _build(kind: str, cfg: Config, dt: float):
     seed_everything(cfg.seed)
-    if kind in ("mlp", "hnn", "lnn"):
-        return build_model(kind, n_dof=1, width=cfg.width, depth=cfg.depth)
-    if kind == "sympnet-g":
-        return build_model(kind, n_dof=1, dt=dt, layers=cfg.sympnet_layers, width=cfg.width)
-    if kind == "sympnet-la":
-        return build_model(kind, n_dof=1, dt=dt, layers=cfg.sympnet_layers)
-    return build_model(kind, n_dof=1, dt=dt)
+    return build_model(
+        kind, ignore_unused=True, n_dof=1, dt=dt, width=cfg.width, depth=cfg.depth, layers=cfg.sympnet_layers
+    )
 
 
 def _models(cfg: Config, system: Any, quiet: bool):

@@ -60,9 +60,13 @@ class _ModelArgumentError(SymplearnError, TypeError):
     own complaint about an unexpected keyword argument)."""
 
 
-def build_model(kind: str, **kwargs: Any) -> nn.Module:
+def build_model(kind: str, *, ignore_unused: bool = False, **kwargs: Any) -> nn.Module:
     """Build a model by kind: ``build_model(**model.config)`` rebuilds ``model``'s architecture
     (fresh weights).
+
+    With ``ignore_unused=True``, arguments the kind does not take (and ``None`` values) are
+    dropped, so one set of sizes (``width``, ``depth``, ``layers``, ``dt``, ``activation``) can
+    build any kind, e.g. from a command line.
 
     Args:
         kind: one of :data:`MODELS` (``mlp``, ``hnn``, ``hnn-separable``, ``lnn``,
@@ -81,6 +85,8 @@ def build_model(kind: str, **kwargs: Any) -> nn.Module:
     cls = lookup(kind, MODELS, "model kind")
     params = inspect.signature(cls.__init__).parameters
     accepted = [name for name in params if name != "self"]
+    if ignore_unused:
+        kwargs = {k: v for k, v in kwargs.items() if k in accepted and v is not None}
     unknown = sorted(set(kwargs) - set(accepted))
     required = [
         name
