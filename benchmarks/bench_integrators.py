@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -57,7 +56,7 @@ from scipy.integrate import solve_ivp
 from torch import Tensor
 
 import symplearn
-from symplearn._files import provenance, write_json, write_text
+from symplearn._files import machine_info, write_json, write_text
 from symplearn.integrators import get_integrator, integrate
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -377,27 +376,6 @@ def run_case(case: Case, config: Config) -> dict:
 # ---------------------------------------------------------------------------------------------
 # report
 # ---------------------------------------------------------------------------------------------
-def machine_info() -> dict:
-    """CPU, core counts, load and software versions of this machine."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "platform": platform.platform(),
-        "torch_default_threads": torch.get_num_threads(),
-        "torch_interop_threads": torch.get_num_interop_threads(),
-        "scipy_version": scipy.__version__,
-        **provenance(),
-    }
-
-
 def _si(x: float) -> str:
     for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if x >= scale:
@@ -479,7 +457,7 @@ def markdown(report: dict) -> str:
 def run(config: Config) -> dict:
     """Run every case, write ``<stem>.json`` and ``<stem>.md`` to ``config.out_dir``; return the report."""
     t_start = time.perf_counter()
-    machine = machine_info()
+    machine = {**machine_info(), "scipy_version": scipy.__version__}
     results = []
     for case in config.cases:
         t0 = time.perf_counter()

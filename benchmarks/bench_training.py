@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -50,7 +49,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from symplearn._files import provenance, write_json
+from symplearn._files import machine_info, write_json
 from symplearn.dynamics import split
 from symplearn.geometry import apply_J
 from symplearn.models import HNN, LNN, MLPField, build_model
@@ -95,25 +94,6 @@ class Config:
             quick=True,
             out=out,
         )
-
-
-def machine_info() -> dict:
-    """CPU, core counts, load and software versions."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "platform": platform.platform(),
-        "torch_default_threads": torch.get_num_threads(),
-        **provenance(),
-    }
 
 
 def _timed(fn: Callable[[], object], n: int) -> float:

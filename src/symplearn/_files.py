@@ -109,6 +109,31 @@ def provenance() -> dict[str, Any]:
     }
 
 
+def machine_info() -> dict[str, Any]:
+    """The machine a measurement ran on (CPU, cores, load, torch threads) plus :func:`provenance`:
+    what benchmarks record beside their numbers."""
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "load_average_1_5_15": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "platform": platform.platform(),
+        "torch_default_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        **provenance(),
+    }
+
+
 class staged_folder:
     """Write a run's files into a temporary sibling folder, then move them into ``out``.
 
