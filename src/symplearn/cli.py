@@ -116,24 +116,13 @@ def cmd_integrators(args) -> int:
 
 
 def _integrate_with_progress(dynamics, z0, dt, steps, integrator, save_every, quiet):
-    """Integrate in chunks so long runs show progress; same result as one ``integrate`` call."""
-    from ._progress import Progress
-    from .integrators import integrate
+    """``(t, z)`` of a chunked integration that shows progress (the experiments' rollout)."""
+    from .experiments._common import rollout
 
-    chunk = max(save_every, (steps // 50) // save_every * save_every) if steps > 2000 else steps
-    ts, zs = [], []
-    z, t0, done = z0, 0.0, 0
-    with Progress(steps, "integrating", enabled=not quiet) as bar:
-        while done < steps:
-            n = min(chunk, steps - done)
-            traj = integrate(dynamics, z, dt, n, integrator, save_every=save_every, t0=t0)
-            start = 0 if not zs else 1
-            ts.append(traj.t[start:])
-            zs.append(traj.z[start:])
-            z, done = traj.z[-1], done + n
-            t0 = float(traj.t[-1])
-            bar.update(n)
-    return torch.cat(ts), torch.cat(zs)
+    t, z, _ = rollout(
+        dynamics, z0, dt, steps, integrator, save_every=save_every, desc="integrating", quiet=quiet
+    )
+    return t, z
 
 
 def cmd_simulate(args) -> int:
