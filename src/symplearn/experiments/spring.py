@@ -160,9 +160,8 @@ def _paper_states(n: int, gen: torch.Generator) -> Tensor:
     return d / d.norm(dim=-1, keepdim=True) * r
 
 
-def _training_data(cfg: Config, system: Any) -> tuple[TrainingData, Tensor]:
-    """Trajectories of the exact flow at spacing ``traj_dt``, noise on states only; also
-    returns the clean states ``(T, K, 2)``."""
+def _training_data(cfg: Config, system: Any) -> TrainingData:
+    """Trajectories of the exact flow at spacing ``traj_dt``, noise on states only."""
     gen = torch.Generator().manual_seed(cfg.seed)
     if cfg.preset == "hnn-paper":
         z0 = _paper_states(cfg.n_traj, gen)
@@ -179,7 +178,7 @@ def _training_data(cfg: Config, system: Any) -> tuple[TrainingData, Tensor]:
     data = TrainingData(
         z=z, dt=cfg.traj_dt, dzdt=dzdt, train_idx=perm[n_test:], test_idx=perm[:n_test], system=system
     )
-    return data, clean
+    return data
 
 
 # -- evaluation ------------------------------------------------------------------------------
@@ -296,7 +295,7 @@ def run(config: Config, out: str | Path) -> Report:
     paper = cfg.preset == "hnn-paper"
     system = PaperSpring() if paper else get_system("oscillator", omega=1.0)
     period = math.pi if paper else 2 * math.pi
-    data, clean = _training_data(cfg, system)
+    data = _training_data(cfg, system)
     # held-out initial states in the middle of the data's energy range, the same for every row
     if paper:
         z0 = _paper_states(cfg.n_rollout, torch.Generator().manual_seed(cfg.seed + 1))
