@@ -128,7 +128,7 @@ def interleaved(
 class _AutogradHNN(HNN):
     """The HNN field by double backward (reference implementation, benchmark only)."""
 
-    def vector_field(self, z: Tensor) -> Tensor:
+    def vector_field(self, t, z: Tensor) -> Tensor:
         with torch.enable_grad():
             x = z if z.requires_grad else z.detach().requires_grad_(True)
             (g,) = torch.autograd.grad(self.energy_net(x).sum(), x, create_graph=True)
@@ -154,7 +154,7 @@ def bench_hnn_vs_mlp(cfg: Config) -> dict:
     dzdt = torch.randn(cfg.batch, d, generator=gen)
 
     def loss(model):
-        return (model.vector_field(z) - dzdt).pow(2).sum(-1).mean()
+        return (model.vector_field(0.0, z) - dzdt).pow(2).sum(-1).mean()
 
     out = {}
     for nt in cfg.threads:
@@ -263,10 +263,12 @@ def bench_sympnets(cfg: Config) -> dict:
 
         def forward(model=model) -> Tensor:
             with torch.no_grad():
-                return model.step(z)
+                return model.step(0.0, z)
 
         fns[f"{kind}/forward"] = forward
-        fns[f"{kind}/train"] = _train_step(model, lambda mdl: (mdl.step(z) - target).pow(2).sum(-1).mean())
+        fns[f"{kind}/train"] = _train_step(
+            model, lambda mdl: (mdl.step(0.0, z) - target).pow(2).sum(-1).mean()
+        )
     times = interleaved(fns, cfg.sympnet_rounds, cfg.sympnet_steps)
     out = {}
     for kind, model in models.items():

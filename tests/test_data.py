@@ -22,12 +22,13 @@ def scipy_reference(system, z0, t):
     """DOP853 at rtol = atol = 1e-12, one trajectory at a time: (T, K, 2n) numpy."""
 
     def rhs(_, y):
-        return system.vector_field(torch.from_numpy(y)).numpy()
+        return system.vector_field(0.0, torch.from_numpy(y)).numpy()
 
     out = []
     for y0 in z0.numpy():
-        sol = solve_ivp(rhs, (float(t[0]), float(t[-1])), y0, method="DOP853", t_eval=t.numpy(),
-                        rtol=1e-12, atol=1e-12)
+        sol = solve_ivp(
+            rhs, (float(t[0]), float(t[-1])), y0, method="DOP853", t_eval=t.numpy(), rtol=1e-12, atol=1e-12
+        )
         assert sol.success
         out.append(sol.y.T)
     return np.stack(out, axis=1)
@@ -100,8 +101,7 @@ def test_float32_dataset_is_the_float64_one_rounded():
     ("n_traj", "test_fraction", "n_test"), [(10, 0.2, 2), (7, 0.3, 2), (5, 0.0, 0), (3, 0.01, 1)]
 )
 def test_split_is_by_trajectory_disjoint_and_covering(n_traj, test_fraction, n_test):
-    ds = generate_dataset("oscillator", n_traj=n_traj, dt=0.2, n_steps=3, test_fraction=test_fraction,
-                          seed=6)
+    ds = generate_dataset("oscillator", n_traj=n_traj, dt=0.2, n_steps=3, test_fraction=test_fraction, seed=6)
     tr, te = ds.train_idx.tolist(), ds.test_idx.tolist()
     assert len(te) == n_test and not set(tr) & set(te)
     assert sorted(tr + te) == list(range(n_traj))
@@ -112,8 +112,10 @@ def test_split_is_by_trajectory_disjoint_and_covering(n_traj, test_fraction, n_t
 
 
 def test_split_depends_on_the_seed():
-    splits = {tuple(generate_dataset("oscillator", n_traj=20, dt=0.1, n_steps=1, seed=s).test_idx.tolist())
-              for s in range(4)}
+    splits = {
+        tuple(generate_dataset("oscillator", n_traj=20, dt=0.1, n_steps=1, seed=s).test_idx.tolist())
+        for s in range(4)
+    }
     assert len(splits) > 1
 
 

@@ -11,7 +11,7 @@ from conftest import tol
 
 import symplearn as sl
 from symplearn import diagnostics as dg
-from symplearn.dynamics import Dynamics, FlowMap
+from symplearn.dynamics import Dynamics, FlowMap, HamiltonianDynamics
 from symplearn.geometry import symplectic_gradient
 from symplearn.integrators import INTEGRATORS
 
@@ -28,16 +28,15 @@ class Linear(Dynamics):
         self.b = torch.as_tensor(b, dtype=F64).reshape(-1)
         self.n_dof = self.a.numel()
 
-    def vector_field(self, z):
+    def vector_field(self, t, z):
         n = self.n_dof
         return torch.cat([self.a.to(z) * z[..., :n], self.b.to(z) * z[..., n:]], -1)
 
 
-class Saddle(Dynamics):
+class Saddle(HamiltonianDynamics):
     """``H = lam q p``: ``q = q0 e^{lam t}``, ``p = p0 e^{-lam t}``; Lyapunov exponent ``lam``."""
 
     n_dof = 1
-    has_energy = True
 
     def __init__(self, lam):
         self.lam = lam
@@ -45,7 +44,7 @@ class Saddle(Dynamics):
     def hamiltonian(self, z):
         return self.lam * z[..., 0] * z[..., 1]
 
-    def vector_field(self, z):
+    def vector_field(self, t, z):
         return torch.stack([self.lam * z[..., 0], -self.lam * z[..., 1]], -1)
 
 
@@ -57,7 +56,7 @@ class RotationMap(FlowMap):
     def __init__(self, dt):
         self.dt = dt
 
-    def step(self, z):
+    def step(self, t, z):
         c, s = math.cos(self.dt), math.sin(self.dt)
         return torch.stack([c * z[..., 0] + s * z[..., 1], -s * z[..., 0] + c * z[..., 1]], -1)
 
@@ -77,7 +76,7 @@ class NetField(Dynamics):
     def energy(self, z):
         return torch.tanh(z @ self.W1.T + self.b1) @ self.w2
 
-    def vector_field(self, z):
+    def vector_field(self, t, z):
         return symplectic_gradient(self.energy, z, create_graph=self.create_graph)
 
 
@@ -117,8 +116,10 @@ def test_invariant_error_vector_and_absolute_fallback():
 def test_energy_error_verlet_bounded_rk4_coarse_step_drifting(dtype):
     pend = sl.get_system("pendulum")
     z0 = torch.tensor([[1.0, 0.0], [2.0, 1.0]], dtype=dtype)
-    verlet = dg.energy_error(pend, sl.integrate(pend, z0, 0.1, 2000, sl.get_integrator("verlet")))
-    rk4 = dg.energy_error(pend, sl.integrate(pend, z0, 0.2, 2000, sl.get_integrator("rk4")))
+    verlet = dg.energy_error(
+        pend, sl.integrate(sl.discretize(pend, sl.get_integrator("verlet"), 0.1), z0, 2000)
+    )
+    rk4 = dg.energy_error(pend, sl.integrate(sl.discretize(pend, sl.get_integrator("rk4"), 0.2), z0, 2000))
     assert verlet.verdict == "bounded", verlet.as_dict()
     assert rk4.verdict == "drifting", rk4.as_dict()
     assert verlet.errors.shape == (2001, 2)
@@ -129,7 +130,7 @@ def test_energy_error_verlet_bounded_rk4_coarse_step_drifting(dtype):
 def test_kepler_verlet_keeps_angular_momentum_exactly_and_energy_bounded_but_runge_lenz_precesses():
     kep = sl.get_system("kepler")
     z0 = kep.sample(3, eccentricity_range=(0.4, 0.6), seed=1)
-    traj = sl.integrate(kep, z0, 0.01, 4000, sl.get_integrator("verlet"), save_every=4)
+    traj = sl.integrate(sl.discretize(kep, sl.get_integrator("verlet"), 0.01), z0, 4000, save_every=4)
     cq = kep.conserved_quantities(traj.z)
     L = dg.invariant_error(cq["angular_momentum"], traj.t)
     E = dg.energy_error(kep, traj)
@@ -149,8 +150,9 @@ def test_polygon_area_of_known_shapes(dtype):
     circ = dg.circle_loop(c, r, M)
     assert float(dg.signed_polygon_area(circ)) == pytest.approx(exact, rel=tol(dtype, 1e-13, 1e-5))
     assert float(dg.signed_polygon_area(circ.flip(0))) == pytest.approx(-exact, rel=tol(dtype, 1e-13, 1e-5))
-    tri = torch.tensor([[[0.0, 0.0], [4.0, 0.0], [0.0, 3.0]], [[1.0, 1.0], [1.0, 3.0], [2.0, 1.0]]],
-                       dtype=dtype)
+    tri = torch.tensor(
+        [[[0.0, 0.0], [4.0, 0.0], [0.0, 3.0]], [[1.0, 1.0], [1.0, 3.0], [2.0, 1.0]]], dtype=dtype
+    )
     assert torch.allclose(dg.polygon_area(tri), torch.tensor([6.0, 1.0], dtype=dtype))
     # two degrees of freedom: a square in the (q2, p2) plane has no area in (q1, p1)
     sq = dg.square_loop(torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=dtype), 0.5, 8, plane=1)
@@ -163,20 +165,22 @@ def test_transport_loop_pendulum_exact_flow_keeps_area_while_the_square_shears()
     pend = sl.get_system("pendulum")
     square = dg.square_loop(torch.tensor([1.5, 0.0], dtype=F64), 0.3, 64)
     gl6 = sl.get_integrator("gauss-legendre-6")
-    res = dg.transport_loop(pend, square, 0.1, 200, gl6, save_every=20)
+    res = dg.transport_loop(sl.discretize(pend, gl6, 0.1), square, 200, save_every=20)
     assert res.areas[0] == pytest.approx(0.09, rel=1e-13)
     assert res.perimeter_ratio > 10  # it really shears into a long sliver
     assert res.n_inserted > 500 and res.n_points[-1] == res.loops[-1].shape[0] and not res.saturated
     assert res.max_area_deviation < 1e-4, res.as_dict()
     # the same run without refinement loses the area: the check can fail
-    coarse = dg.transport_loop(pend, square, 0.1, 200, gl6, save_every=20, max_segment=1e9)
+    coarse = dg.transport_loop(sl.discretize(pend, gl6, 0.1), square, 200, save_every=20, max_segment=1e9)
     assert coarse.n_inserted == 0 and coarse.max_area_deviation > 1e-3
 
 
 def test_transport_loop_linear_field_scales_area_by_exp_of_divergence():
     a, b = 0.3, -0.1
     loop = dg.circle_loop(torch.tensor([0.5, -0.3], dtype=F64), 0.4, 48)
-    res = dg.transport_loop(Linear(a, b), loop, 0.01, 500, sl.get_integrator("rk4"), save_every=50)
+    res = dg.transport_loop(
+        sl.discretize(Linear(a, b), sl.get_integrator("rk4"), 0.01), loop, 500, save_every=50
+    )
     expected = torch.exp((a + b) * res.t)
     assert torch.allclose(res.areas / res.areas[0], expected, rtol=1e-9, atol=0)
     assert res.area_ratio == pytest.approx(math.exp(0.2 * 5.0), rel=1e-9)
@@ -188,7 +192,7 @@ def test_transport_loop_measures_the_exact_area_loss_of_rk4_on_the_oscillator():
     R = 1 + 1j * h + (1j * h) ** 2 / 2 + (1j * h) ** 3 / 6 + (1j * h) ** 4 / 24
     osc = sl.get_system("oscillator")
     loop = dg.square_loop(torch.tensor([1.0, 0.0], dtype=F64), 0.2, 16)
-    res = dg.transport_loop(osc, loop, h, n, sl.get_integrator("rk4"), save_every=n)
+    res = dg.transport_loop(sl.discretize(osc, sl.get_integrator("rk4"), h), loop, n, save_every=n)
     assert res.area_ratio == pytest.approx(abs(R) ** (2 * n), rel=1e-12)
     assert res.area_ratio < 0.98
 
@@ -198,25 +202,31 @@ def test_transport_loop_two_degrees_of_freedom_conserves_the_symplectic_area_not
     # Poincare integral invariant sum_i A_i is conserved by any symplectic map
     hh = sl.get_system("henon-heiles")
     loop = dg.square_loop(torch.tensor([0.1, 0.2, 0.3, -0.1], dtype=F64), 0.1, 32, plane=0)
-    ver = dg.transport_loop(hh, loop, 0.05, 400, sl.get_integrator("verlet"), save_every=50,
-                            max_segment=0.01)
+    ver = dg.transport_loop(
+        sl.discretize(hh, sl.get_integrator("verlet"), 0.05), loop, 400, save_every=50, max_segment=0.01
+    )
     assert ver.max_area_deviation > 0.5
     assert ver.max_action_deviation < 1e-6
-    rk4 = dg.transport_loop(hh, loop, 0.5, 40, sl.get_integrator("rk4"), save_every=5)
+    rk4 = dg.transport_loop(sl.discretize(hh, sl.get_integrator("rk4"), 0.5), loop, 40, save_every=5)
     assert rk4.max_action_deviation > 1e-2  # a coarse non-symplectic step does not conserve it
 
 
 def test_transport_loop_of_a_flow_map():
     rot = RotationMap(0.3)
     loop = dg.square_loop(torch.tensor([1.0, 0.5], dtype=F64), 0.4, 16)
-    res = dg.transport_loop(rot, loop, None, 50, save_every=10)
+    res = dg.transport_loop(sl.discretize(rot, None, None), loop, 50, save_every=10)
     assert res.max_area_deviation < 1e-13 and res.n_inserted == 0
     th = 0.3 * 50
-    rotated = torch.stack([math.cos(th) * loop[:, 0] + math.sin(th) * loop[:, 1],
-                           -math.sin(th) * loop[:, 0] + math.cos(th) * loop[:, 1]], -1)
+    rotated = torch.stack(
+        [
+            math.cos(th) * loop[:, 0] + math.sin(th) * loop[:, 1],
+            -math.sin(th) * loop[:, 0] + math.cos(th) * loop[:, 1],
+        ],
+        -1,
+    )
     assert torch.allclose(res.loops[-1], rotated, atol=1e-12)
     with pytest.raises(sl.SymplearnError, match="built for dt=0.3"):
-        dg.transport_loop(rot, loop, 0.1, 5)
+        dg.transport_loop(sl.discretize(rot, None, 0.1), loop, 5)
 
 
 # -- symplecticity of a step -------------------------------------------------------------------
@@ -224,9 +234,9 @@ def test_map_symplecticity_verlet_is_symplectic_euler_has_the_exact_det(dtype):
     pend = sl.get_system("pendulum")
     z = pend.sample(16, seed=3, dtype=dtype)
     dt = 0.1
-    ver = dg.map_symplecticity((sl.get_integrator("verlet"), pend, dt), z)
+    ver = dg.map_symplecticity(sl.discretize(pend, sl.get_integrator("verlet"), dt), z)
     assert ver["defect"].shape == (16,) and ver["max_defect"] < tol(dtype, 1e-12, 1e-5)
-    eul = dg.map_symplecticity((sl.get_integrator("euler"), pend, dt), z)
+    eul = dg.map_symplecticity(sl.discretize(pend, sl.get_integrator("euler"), dt), z)
     exact_det = 1 + dt**2 * (pend.g / pend.L) * torch.cos(z[:, 0])  # det [[1, h], [-h g/L cos q, 1]]
     assert torch.allclose(eul["det"], exact_det, atol=tol(dtype, 1e-13, 1e-5), rtol=0)
     # one degree of freedom: A^T J A = det(A) J, so the defect is sqrt(2) |det A - 1|
@@ -236,7 +246,9 @@ def test_map_symplecticity_verlet_is_symplectic_euler_has_the_exact_det(dtype):
 
 def test_map_symplecticity_of_gauss_legendre_on_the_double_pendulum_and_of_a_flow_map():
     dp = sl.get_system("double-pendulum")
-    r = dg.map_symplecticity((sl.get_integrator("gauss-legendre-6"), dp, 0.05), dp.sample(4, seed=0))
+    r = dg.map_symplecticity(
+        sl.discretize(dp, sl.get_integrator("gauss-legendre-6"), 0.05), dp.sample(4, seed=0)
+    )
     assert r["max_defect"] < 1e-11 and r["max_det_error"] < 1e-11
     r = dg.map_symplecticity(RotationMap(0.7), torch.randn(5, 2, dtype=F64))
     assert r["max_defect"] < 1e-15
@@ -245,8 +257,8 @@ def test_map_symplecticity_of_gauss_legendre_on_the_double_pendulum_and_of_a_flo
 def test_map_symplecticity_falls_back_to_finite_differences_when_autograd_cannot_see_the_field():
     z = torch.randn(6, 2, dtype=F64, generator=torch.Generator().manual_seed(1))
     rk4 = sl.get_integrator("rk4")
-    fd = dg.map_symplecticity((rk4, NetField(create_graph=False), 0.3), z)
-    ad = dg.map_symplecticity((rk4, NetField(create_graph=True), 0.3), z)
+    fd = dg.map_symplecticity(sl.discretize(NetField(create_graph=False), rk4, 0.3), z)
+    ad = dg.map_symplecticity(sl.discretize(NetField(create_graph=True), rk4, 0.3), z)
     assert fd["method"] == "finite-difference" and ad["method"] == "autograd"
     assert torch.allclose(fd["det"], ad["det"], atol=1e-8)
     assert ad["max_det_error"] > 1e-6  # RK4 is not volume preserving here: the check has teeth
@@ -294,8 +306,10 @@ def test_loop_integral_vanishes_for_symplectic_gradient_fields_to_the_stated_qua
 def test_loop_integral_of_linear_field_is_divergence_times_area(dtype):
     a, b = 0.3, -0.1
     lin = Linear(a, b)
-    for loop in (dg.square_loop(torch.tensor([0.5, 0.3], dtype=dtype), 0.5, 8),
-                 dg.circle_loop(torch.tensor([-0.2, 0.1], dtype=dtype), 0.7, 40)):
+    for loop in (
+        dg.square_loop(torch.tensor([0.5, 0.3], dtype=dtype), 0.5, 8),
+        dg.circle_loop(torch.tensor([-0.2, 0.1], dtype=dtype), 0.7, 40),
+    ):
         r = dg.loop_integral(lin, loop)
         area = float(dg.polygon_area(loop))
         assert r.gap == pytest.approx((a + b) * area, rel=tol(dtype, 1e-12, 1e-5))
@@ -369,8 +383,12 @@ def test_oscillator_energy_has_zero_bracket_and_position_does_not(dtype):
 # -- Lyapunov exponents ------------------------------------------------------------------------
 def test_lyapunov_of_the_linear_saddle_is_lambda():
     lam = 0.7
-    res = dg.lyapunov_exponent(Saddle(lam), torch.zeros(3, 2, dtype=F64), 0.01, 1000,
-                               sl.get_integrator("rk4"), transient=1000)
+    res = dg.lyapunov_exponent(
+        sl.discretize(Saddle(lam), sl.get_integrator("rk4"), 0.01),
+        torch.zeros(3, 2, dtype=F64),
+        1000,
+        transient=1000,
+    )
     assert res.exponent.shape == (3,) and res.running.shape == (100, 3) and float(res.t[0]) > 0
     assert (res.exponent - lam).abs().max() < 1e-3
     assert res.mean == pytest.approx(lam, abs=1e-3)
@@ -380,8 +398,8 @@ def test_lyapunov_jvp_and_finite_difference_tangents_agree():
     pend = sl.get_system("pendulum")
     z0 = torch.tensor([[3.0, 0.0], [1.0, 1.0]], dtype=F64)
     kw = dict(renorm_every=5, seed=3)
-    fd = dg.lyapunov_exponent(pend, z0, 0.05, 40, sl.get_integrator("verlet"), **kw)
-    ad = dg.lyapunov_exponent(pend, z0, 0.05, 40, sl.get_integrator("verlet"), tangent="jvp", **kw)
+    fd = dg.lyapunov_exponent(sl.discretize(pend, sl.get_integrator("verlet"), 0.05), z0, 40)
+    ad = dg.lyapunov_exponent(sl.discretize(pend, sl.get_integrator("verlet"), 0.05), z0, 40, tangent="jvp")
     assert fd.method == "finite-difference" and ad.method == "jvp"
     assert torch.allclose(fd.running, ad.running, atol=1e-8)
 
@@ -390,7 +408,9 @@ def test_lyapunov_of_the_oscillator_goes_to_zero_like_one_over_t():
     # the tangent map of H = (p^2 + w^2 q^2)/2 maps the unit circle to ellipses with axes in
     # [1/w, w]: |log |v(t)|| <= log w, so |estimate| <= log(w) / t
     osc = sl.get_system("oscillator", omega=2.0)
-    res = dg.lyapunov_exponent(osc, osc.sample(4, seed=0), 0.05, 4000, sl.get_integrator("verlet"))
+    res = dg.lyapunov_exponent(
+        sl.discretize(osc, sl.get_integrator("verlet"), 0.05), osc.sample(4, seed=0), 4000
+    )
     bound = math.log(2.0) * 1.02  # Verlet's tangent map preserves a slightly modified ellipse
     assert (res.running.abs() * res.t[:, None]).max() <= bound
     assert res.exponent.abs().max() <= bound / 200.0
@@ -406,7 +426,7 @@ def test_lyapunov_of_the_double_pendulum_at_high_energy_is_positive_and_consiste
     means = {}
     for name, dt in [("rk4", 0.02), ("rk4", 0.01), ("gauss-legendre-4", 0.04)]:
         integ = sl.get_integrator(name, **({"tol": 1e-12} if name.startswith("gauss") else {}))
-        res = dg.lyapunov_exponent(dp, z0, dt, round(T / dt), integ, transient=round(2.0 / dt))
+        res = dg.lyapunov_exponent(sl.discretize(dp, integ, dt), z0, round(T / dt), transient=round(2.0 / dt))
         means[(name, dt)] = res.mean
     vals = list(means.values())
     assert min(vals) > 0.7, means  # clearly chaotic (finite-time exponents of ~1.2 per unit time)
@@ -419,14 +439,14 @@ def test_poincare_oscillator_crossings_at_exact_times():
     osc = sl.get_system("oscillator", omega=w)
     z0 = torch.tensor([[1.0, 0.0]], dtype=F64)  # q = cos(w t): q = 0 at w t = (k + 1/2) pi
     gl6 = sl.get_integrator("gauss-legendre-6")
-    both = dg.poincare_section(osc, z0, 0.05, 400, gl6, index=0, value=0.0, direction=0)
+    both = dg.poincare_section(sl.discretize(osc, gl6, 0.05), z0, 400, index=0, value=0.0, direction=0)
     k = torch.arange(len(both), dtype=F64)
     assert len(both) == math.floor(20.0 * w / math.pi - 0.5) + 1
     assert (both.t - (k + 0.5) * math.pi / w).abs().max() < 1e-8
     assert both.z[:, 0].abs().max() < 1e-14 and (both.traj == 0).all()
-    down = dg.poincare_section(osc, z0, 0.05, 400, gl6, direction=-1)  # q decreasing: even k
+    down = dg.poincare_section(sl.discretize(osc, gl6, 0.05), z0, 400, direction=-1)  # q decreasing: even k
     assert torch.allclose(down.t, both.t[::2]) and (down.z[:, 1] < 0).all()
-    up = dg.poincare_section(osc, z0, 0.05, 400, gl6, direction=1)
+    up = dg.poincare_section(sl.discretize(osc, gl6, 0.05), z0, 400, direction=1)
     assert torch.allclose(up.t, both.t[1::2]) and (up.z[:, 1] > 0).all()
 
 
@@ -437,16 +457,17 @@ def test_poincare_crossings_with_every_integrator_are_on_the_section_and_as_accu
     dt = 0.001 if integ.order == 1 else 0.01
     z0 = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=F64)
     n = round(5.0 / dt)
-    sec = dg.poincare_section(osc, z0, dt, n, integ, index=1, value=0.2, direction=0)
+    sec = dg.poincare_section(sl.discretize(osc, integ, dt), z0, n, index=1, value=0.2, direction=0)
     assert sec.z[:, 1].sub(0.2).abs().max() < 1e-12
-    traj = sl.integrate(osc, z0, dt, n, integ)
+    traj = sl.integrate(sl.discretize(osc, integ, dt), z0, n)
     global_err = float((traj.z - osc.exact_solution(z0, traj.t)).norm(dim=-1).max())
     # exact crossings of p = 0.2 for q = cos(t - phi): p = -sin(t - phi)
     for b, phi in ((0, 0.0), (1, math.pi / 2)):
         t = sec.t[sec.traj == b]
         k = 2 * math.pi * np.arange(-1, 3)
-        exact = np.sort(np.concatenate([phi + math.pi + math.asin(0.2) + k,
-                                        phi + 2 * math.pi - math.asin(0.2) + k]))
+        exact = np.sort(
+            np.concatenate([phi + math.pi + math.asin(0.2) + k, phi + 2 * math.pi - math.asin(0.2) + k])
+        )
         exact = exact[(exact > 0) & (exact < 5.0)]
         assert len(t) == len(exact)
         assert np.abs(t.numpy() - exact).max() <= 2.0 * global_err / math.sqrt(1 - 0.04) + 1e-12
@@ -455,8 +476,12 @@ def test_poincare_crossings_with_every_integrator_are_on_the_section_and_as_accu
 def test_poincare_of_a_flow_map_interpolates_with_at_least_fourth_order_accuracy():
     errs = []
     for dt in (0.2, 0.1):
-        sec = dg.poincare_section(RotationMap(dt), torch.tensor([[1.0, 0.0]], dtype=F64), None,
-                                  round(20 / dt), direction=0)
+        sec = dg.poincare_section(
+            sl.discretize(RotationMap(dt), None, None),
+            torch.tensor([[1.0, 0.0]], dtype=F64),
+            round(20 / dt),
+            direction=0,
+        )
         k = torch.arange(len(sec), dtype=F64)
         errs.append(float((sec.t - (k + 0.5) * math.pi).abs().max()))
     assert sec.method == "cubic-interpolation" and errs[1] < 1e-6
@@ -470,8 +495,9 @@ def test_henon_heiles_section_at_energy_one_twelfth():
     y = torch.tensor([-0.25, -0.1, 0.05, 0.2, 0.35, 0.45], dtype=F64)
     V = 0.5 * y**2 - y**3 / 3
     z0 = torch.stack([torch.zeros_like(y), y, torch.sqrt(2 * (E - V)), torch.zeros_like(y)], -1)
-    sec = dg.poincare_section(hh, z0, 0.2, 750, sl.get_integrator("gauss-legendre-6"), index=0,
-                              direction=1)
+    sec = dg.poincare_section(
+        sl.discretize(hh, sl.get_integrator("gauss-legendre-6"), 0.2), z0, 750, index=0, direction=1
+    )
     assert len(sec) > 6 * 20
     assert sec.z[:, 0].abs().max() < 1e-12 and (sec.z[:, 2] > 0).all()  # on x = 0, p_x > 0
     assert (hh.hamiltonian(sec.z) - E).abs().max() < 1e-8
@@ -490,7 +516,9 @@ def test_henon_heiles_section_at_energy_one_twelfth():
     assert (rad - rad.roll(1)).abs().max() < 0.25 * rad.mean()
     # and agrees with an independent RK4 reference at a smaller step (measured 5e-8; a linear
     # interpolation of the crossing would be off by ~1e-3)
-    ref = dg.poincare_section(hh, z0[4:5], 0.02, 3000, sl.get_integrator("rk4"), index=0, direction=1)
+    ref = dg.poincare_section(
+        sl.discretize(hh, sl.get_integrator("rk4"), 0.02), z0[4:5], 3000, index=0, direction=1
+    )
     m = len(ref)
     assert m >= 8
     assert (ref.t - sec.of_trajectory(4).t[:m]).abs().max() < 1e-6
@@ -505,14 +533,14 @@ def test_summaries_are_json_serialisable():
     verlet = sl.get_integrator("verlet")
     loop = dg.square_loop(torch.tensor([1.0, 0.0], dtype=F64), 0.2, 16)
     out = {
-        "energy": dg.energy_error(pend, sl.integrate(pend, z0, 0.1, 50, verlet)).as_dict(),
-        "area": dg.transport_loop(pend, loop, 0.1, 20, verlet, save_every=10).as_dict(),
+        "energy": dg.energy_error(pend, sl.integrate(sl.discretize(pend, verlet, 0.1), z0, 50)).as_dict(),
+        "area": dg.transport_loop(sl.discretize(pend, verlet, 0.1), loop, 20, save_every=10).as_dict(),
         "loop": dg.loop_integral(pend, loop).as_dict(),
         "div": dg.divergence_stats(pend, z0),
-        "lyap": dg.lyapunov_exponent(pend, z0, 0.1, 20, verlet).as_dict(),
-        "section": dg.poincare_section(pend, z0, 0.1, 50, verlet).as_dict(),
+        "lyap": dg.lyapunov_exponent(sl.discretize(pend, verlet, 0.1), z0, 20).as_dict(),
+        "section": dg.poincare_section(sl.discretize(pend, verlet, 0.1), z0, 50).as_dict(),
     }
-    sym = dg.map_symplecticity((verlet, pend, 0.1), z0)
+    sym = dg.map_symplecticity(sl.discretize(pend, verlet, 0.1), z0)
     out["symplecticity"] = {k: v for k, v in sym.items() if not isinstance(v, torch.Tensor)}
     assert json.loads(json.dumps(out)) == out
 
@@ -532,15 +560,17 @@ def test_wasserstein_1d_matches_scipy_and_known_shifts():
 def test_assertion_helpers_pass_on_structure_and_report_the_measured_defect():
     pend = sl.get_system("pendulum")
     z = pend.sample(8, seed=0)
-    dg.assert_symplectic((sl.get_integrator("verlet"), pend, 0.1), z)
-    eul = dg.map_symplecticity((sl.get_integrator("euler"), pend, 0.1), z)
+    dg.assert_symplectic(sl.discretize(pend, sl.get_integrator("verlet"), 0.1), z)
+    eul = dg.map_symplecticity(sl.discretize(pend, sl.get_integrator("euler"), 0.1), z)
     with pytest.raises(AssertionError, match=f"{eul['max_defect']:.3e}"):
-        dg.assert_symplectic((sl.get_integrator("euler"), pend, 0.1), z)
+        dg.assert_symplectic(sl.discretize(pend, sl.get_integrator("euler"), 0.1), z)
 
     osc = sl.get_system("oscillator")
     z0 = osc.sample(4, seed=0)
-    dg.assert_conserves(osc, sl.integrate(osc, z0, 0.1, 200, sl.get_integrator("gauss-legendre-4")))
-    verlet = sl.integrate(osc, z0, 0.1, 200, sl.get_integrator("verlet"))
+    dg.assert_conserves(
+        osc, sl.integrate(sl.discretize(osc, sl.get_integrator("gauss-legendre-4"), 0.1), z0, 200)
+    )
+    verlet = sl.integrate(sl.discretize(osc, sl.get_integrator("verlet"), 0.1), z0, 200)
     res = dg.energy_error(osc, verlet)
     with pytest.raises(AssertionError, match=f"max relative error {res.max:.3e} > tol 1.0e-10"):
         dg.assert_conserves(osc, verlet)
@@ -555,9 +585,9 @@ def test_assertion_helpers_pass_on_structure_and_report_the_measured_defect():
 def test_float32_default_tolerances():
     pend = sl.get_system("pendulum")
     z = pend.sample(8, seed=0, dtype=torch.float32)
-    dg.assert_symplectic((sl.get_integrator("verlet"), pend, 0.1), z)
+    dg.assert_symplectic(sl.discretize(pend, sl.get_integrator("verlet"), 0.1), z)
     with pytest.raises(AssertionError, match="tol 1.0e-04"):
-        dg.assert_symplectic((sl.get_integrator("euler"), pend, 0.1), z)
+        dg.assert_symplectic(sl.discretize(pend, sl.get_integrator("euler"), 0.1), z)
 
 
 # -- bad input -------------------------------------------------------------------------------
@@ -567,8 +597,11 @@ def test_clear_errors_for_bad_loops_planes_and_observables():
     with pytest.raises(sl.SymplearnError, match="does not look closed"):
         dg.loop_integral(pend, arc)
     with pytest.raises(sl.SymplearnError, match="at least 3"):
-        dg.transport_loop(pend, torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]], dtype=F64), 0.1, 1,
-                          sl.get_integrator("verlet"))
+        dg.transport_loop(
+            sl.discretize(pend, sl.get_integrator("verlet"), 0.1),
+            torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0]], dtype=F64),
+            1,
+        )
     with pytest.raises(sl.SymplearnError, match=r"plane must be an integer in \[0, 1\)"):
         dg.square_loop(torch.zeros(2), 0.1, plane=1)
     with pytest.raises(sl.SymplearnError, match=r"plane must be an integer in \[0, 2\)"):
@@ -585,12 +618,12 @@ def test_clear_errors_for_bad_loops_planes_and_observables():
     with pytest.raises(sl.SymplearnError, match="has no energy"):
         dg.energy_error(Linear(0.1, 0.2), torch.zeros(5, 2, dtype=F64))
     with pytest.raises(sl.SymplearnError, match="direction must be"):
-        dg.poincare_section(pend, z, 0.1, 5, sl.get_integrator("verlet"), direction=2)
+        dg.poincare_section(sl.discretize(pend, sl.get_integrator("verlet"), 0.1), z, 5, direction=2)
     with pytest.raises(sl.SymplearnError, match=r"index must be an integer in \[0, 2\)"):
-        dg.poincare_section(pend, z, 0.1, 5, sl.get_integrator("verlet"), index=2)
+        dg.poincare_section(sl.discretize(pend, sl.get_integrator("verlet"), 0.1), z, 5, index=2)
     with pytest.raises(sl.SymplearnError, match="valid: finite-difference, jvp"):
-        dg.lyapunov_exponent(pend, z, 0.1, 5, sl.get_integrator("verlet"), tangent="exact")
-    with pytest.raises(sl.SymplearnError, match="needs an integrator"):
-        dg.lyapunov_exponent(pend, z, 0.1, 5)
+        dg.lyapunov_exponent(sl.discretize(pend, sl.get_integrator("verlet"), 0.1), z, 5, tangent="exact")
+    with pytest.raises(sl.SymplearnError, match="needs a flow map.*discretize"):
+        dg.lyapunov_exponent(pend, z, 5)
     with pytest.raises(sl.NonFiniteError, match="from sample 3"):
         dg.invariant_error(torch.tensor([1.0, 1.0, 1.0, float("inf")]))

@@ -48,7 +48,7 @@ def make(kind="hnn", dtype=torch.float64, seed=0, **overrides):
 
 def outputs(model, z):
     """What a model computes: its step (flow maps) or vector field, and its energy if any."""
-    out = [model.step(z) if isinstance(model, sl.FlowMap) else model.vector_field(z)]
+    out = [model.step(0.0, z) if isinstance(model, sl.FlowMap) else model.vector_field(0.0, z)]
     if model.kind in ("hnn", "hnn-separable"):
         out.append(model.hamiltonian(z))
     return [o.detach() for o in out]
@@ -90,7 +90,11 @@ def test_folder_holds_weights_config_metrics_and_loss_curve(tmp_path):
     assert config["data"]["n_trajectories"] == 6 and config["data"]["dt"] == 0.1
     training = config["training"]
     assert (training["steps"], training["lr"], training["batch_size"], training["loss"]) == (
-        20, 3e-3, 32, "derivative")
+        20,
+        3e-3,
+        32,
+        "derivative",
+    )
     assert config["provenance"]["torch_version"] == torch.__version__ and config["note"] == "test"
     metrics = json.loads((folder / METRICS_NAME).read_text())
     assert metrics["train_loss"] == result.train_loss and metrics["test_loss"] == result.test_loss
@@ -98,7 +102,7 @@ def test_folder_holds_weights_config_metrics_and_loss_curve(tmp_path):
     assert (folder / LOSS_FIGURE_NAME).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert load_run_config(folder) == config
     z = data.z[:, 0].float()
-    assert torch.equal(load_model(folder).vector_field(z), model.vector_field(z))
+    assert torch.equal(load_model(folder).vector_field(0.0, z), model.vector_field(0.0, z))
 
 
 def test_saving_again_replaces_files_and_keeps_others(tmp_path):
@@ -108,7 +112,7 @@ def test_saving_again_replaces_files_and_keeps_others(tmp_path):
     model = make(seed=1)
     save_model(model, tmp_path)
     z = torch.randn(3, 4, dtype=torch.float64)
-    assert torch.equal(load_model(tmp_path).vector_field(z), model.vector_field(z))
+    assert torch.equal(load_model(tmp_path).vector_field(0.0, z), model.vector_field(0.0, z))
     assert (tmp_path / "checkpoint" / "checkpoint.pt").read_bytes() == b"x"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
 
@@ -143,8 +147,11 @@ def test_other_major_minor_version_is_refused(saved):
 
 def test_weights_that_do_not_match_the_config_are_refused(saved):
     edit_config(saved, lambda c: c["model"].update(width=32))
-    with pytest.raises(sl.SymplearnError, match=r"tensor 'energy_net.hidden.0.weight' has shape \(16, 4\) "
-                                                r"in the weights but \(32, 4\)"):
+    with pytest.raises(
+        sl.SymplearnError,
+        match=r"tensor 'energy_net.hidden.0.weight' has shape \(16, 4\) "
+        r"in the weights but \(32, 4\)",
+    ):
         load_model(saved)
     edit_config(saved, lambda c: c["model"].update(width=16, depth=3))
     with pytest.raises(sl.SymplearnError, match="missing tensors energy_net.hidden.2.bias"):

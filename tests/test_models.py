@@ -10,6 +10,7 @@ import torch
 from conftest import tol
 
 import symplearn as sl
+from symplearn.geometry import as_state_map
 from symplearn.geometry import batch_jacobian, divergence, gradient, symplectic_gradient, symplecticity_defect
 from symplearn.models import (
     HNN,
@@ -69,12 +70,12 @@ def test_scalar_mlp_closed_form_gradient_matches_autograd(act):
 def test_hnn_field_is_divergence_free_and_conserves_its_energy(cls):
     model = randomize_(cls(2, width=16, depth=2).to(F64), std=0.5)
     z = randn(64, 4) * 1.5
-    f = model.vector_field(z)
+    f = model.vector_field(0.0, z)
     # the closed-form field is the symplectic gradient of the network's own energy
     ref = symplectic_gradient(model.hamiltonian, z)
     assert torch.allclose(f, ref, rtol=0, atol=1e-12)
     assert f.abs().mean() > 0.1  # a non-trivial field
-    div = divergence(model.vector_field, z)
+    div = divergence(model, z)
     assert div.abs().max() < 1e-10, float(div.abs().max())
     dHdt = (gradient(model.hamiltonian, z) * f).sum(-1)
     assert dHdt.abs().max() < 1e-10, float(dHdt.abs().max())
@@ -83,7 +84,7 @@ def test_hnn_field_is_divergence_free_and_conserves_its_energy(cls):
 def test_mlp_field_is_not_divergence_free():
     """Control for the test above: an unstructured field of the same size has divergence."""
     model = randomize_(MLPField(2, width=16, depth=2).to(F64), std=0.5)
-    div = divergence(model.vector_field, randn(64, 4) * 1.5)
+    div = divergence(model, randn(64, 4) * 1.5)
     assert div.abs().mean() > 1e-2
 
 
@@ -98,7 +99,7 @@ def test_separable_hnn_gradients_and_verlet_energy_band():
     errors = {}
     with torch.no_grad():
         for name in ("verlet", "euler"):
-            traj = sl.integrate(model, z0, 0.05, 2000, sl.get_integrator(name), save_every=10)
+            traj = sl.integrate(sl.discretize(model, sl.get_integrator(name), 0.05), z0, 2000, save_every=10)
             err = (model.hamiltonian(traj.z) - model.hamiltonian(z0)).abs().max(-1).values
             half = err.shape[0] // 2
             errors[name] = (float(err[:half].max()), float(err[half:].max()))
@@ -112,7 +113,7 @@ def test_separable_hnn_gradients_and_verlet_energy_band():
 def test_sympnet_step_is_symplectic_for_random_weights(cls, dtype):
     model = randomize_(cls(2, dt=1.0).to(dtype), std=0.5, seed=5)
     z = randn(32, 4, seed=6, dtype=dtype) * 1.5
-    A = batch_jacobian(model.step, z)
+    A = batch_jacobian(model, z)
     eye = torch.eye(4, dtype=dtype)
     # the map is far from the identity (otherwise the check would be empty)...
     assert (A - eye).flatten(1).norm(dim=1).min() > 0.1
@@ -126,10 +127,10 @@ def test_sympnet_inverse_undoes_step(cls, dtype):
     model = randomize_(cls(3, dt=0.7).to(dtype), std=0.5, seed=7)
     z = randn(100, 6, seed=8, dtype=dtype)
     with torch.no_grad():
-        w = model.step(z)
+        w = model.step(0.0, z)
         assert (w - z).abs().max() > 0.1
         back = model.inverse(w)
-        fwd = model.step(model.inverse(z))
+        fwd = model.step(0.0, model.inverse(z))
     limit = tol(dtype, 1e-12, 1e-5)
     assert (back - z).abs().max() < limit, float((back - z).abs().max())
     assert (fwd - z).abs().max() < limit
@@ -145,7 +146,7 @@ def test_sympnet_increment_scales_with_dt(cls):
         torch.manual_seed(0)
         model = cls(1, dt=dt).to(F64)
         with torch.no_grad():
-            moves.append(float((model.step(z) - z).norm(dim=-1).mean()))
+            moves.append(float((model.step(0.0, z) - z).norm(dim=-1).mean()))
     assert moves[0] > 0
     assert moves[0] / moves[1] == pytest.approx(10.0, rel=1e-2)
 
@@ -159,13 +160,13 @@ def test_gradient_sympnet_is_symplectic_euler_of_its_networks():
     p1 = p - 0.3 * gradient(V, q)
     q1 = q + 0.3 * gradient(K, p1)
     with torch.no_grad():
-        assert torch.allclose(model.step(z), torch.cat([q1, p1], -1), rtol=0, atol=1e-14)
+        assert torch.allclose(model.step(0.0, z), torch.cat([q1, p1], -1), rtol=0, atol=1e-14)
 
 
 def test_la_sympnet_with_one_layer_is_a_linear_symplectic_map():
     model = randomize_(LASympNet(2, dt=0.5, layers=1, sublayers=4).to(F64), seed=12)
     z = randn(10, 4, seed=13)
-    A = batch_jacobian(model.step, z)
+    A = batch_jacobian(model, z)
     assert torch.allclose(A, A[0].expand_as(A), atol=1e-14)  # affine
     assert symplecticity_defect(A[:1]).max() < 1e-12
 
@@ -174,13 +175,13 @@ def test_sympnets_integrate_as_flow_maps():
     model = GSympNet(1, dt=0.1).to(F64)
     z0 = randn(3, 2, seed=14)
     with torch.no_grad():
-        traj = sl.integrate(model, z0, 0.1, 5)
+        traj = sl.integrate(sl.discretize(model, None, 0.1), z0, 5)
         z = z0
         for _ in range(5):
-            z = model.step(z)
+            z = model.step(0.0, z)
     assert torch.equal(traj.z[-1], z)
     with pytest.raises(sl.SymplearnError, match="built for dt=0.1"):
-        sl.integrate(model, z0, 0.2, 5)
+        sl.integrate(sl.discretize(model, None, 0.2), z0, 5)
 
 
 # -- Lagrangian: the Euler-Lagrange solver --------------------------------------------------
@@ -289,14 +290,14 @@ def test_lnn_batched_equals_per_sample_and_generic_solver():
     # the closed-form-gradient path against torch.func's autograd of the network itself
     generic = lagrangian_acceleration(lambda a, b: model.lagrangian(a, b), q, qdot)
     assert torch.allclose(batched, generic, rtol=1e-10, atol=1e-10)
-    f = model.vector_field(x)
+    f = model.vector_field(0.0, x)
     assert torch.equal(f[:, :2], qdot) and torch.allclose(f[:, 2:], batched, rtol=0, atol=0)
 
 
 def test_lnn_energy_is_conserved_along_its_own_field():
     model = randomize_(LNN(2, width=16).to(F64), std=0.5, seed=26)
     x = randn(64, 4, seed=27)
-    f = model.vector_field(x)
+    f = model.vector_field(0.0, x)
     gE = gradient(model.energy, x)
     dEdt = (gE * f).sum(-1)
     scale = gE.norm(dim=-1) * f.norm(dim=-1)
@@ -317,7 +318,7 @@ def test_lnn_trains_through_its_accelerations():
     x = randn(16, 2, seed=28)
 
     def loss():
-        return (model.vector_field(x)[:, 1:] + x[:, :1]).pow(2).mean()
+        return (model.vector_field(0.0, x)[:, 1:] + x[:, :1]).pow(2).mean()
 
     params = [p for name, p in model.named_parameters() if name != "lagrangian_net.out.bias"]
     assert len(params) == len(list(model.parameters())) - 1
@@ -349,7 +350,7 @@ def test_relu_is_accepted_where_only_first_derivatives_matter():
     assert MLPField(1, activation="relu").config["activation"] == "relu"
     model = randomize_(LASympNet(1, dt=1.0, activation="relu").to(F64))
     z = randn(16, 2, seed=29)
-    assert symplecticity_defect(batch_jacobian(model.step, z)).max() < 1e-12
+    assert symplecticity_defect(batch_jacobian(model, z)).max() < 1e-12
 
 
 def _kwargs(kind):
@@ -370,14 +371,14 @@ def test_build_model_round_trip_through_config(kind, tmp_path):
     copy = build_model(**config).to(F64)
     copy.load_state_dict(model.state_dict())
     x = randn(5, 4, seed=30)
-    out = model.step(x) if isinstance(model, sl.FlowMap) else model.vector_field(x)
-    out2 = copy.step(x) if isinstance(copy, sl.FlowMap) else copy.vector_field(x)
+    out = model.step(0.0, x) if isinstance(model, sl.FlowMap) else model.vector_field(0.0, x)
+    out2 = copy.step(0.0, x) if isinstance(copy, sl.FlowMap) else copy.vector_field(0.0, x)
     assert torch.equal(out, out2)
     # and through a model folder (safetensors + config.json)
     from symplearn.modelio import load_model, save_model
 
     loaded = load_model(save_model(model, tmp_path / kind))
-    out3 = loaded.step(x) if isinstance(loaded, sl.FlowMap) else loaded.vector_field(x)
+    out3 = loaded.step(0.0, x) if isinstance(loaded, sl.FlowMap) else loaded.vector_field(0.0, x)
     assert torch.equal(out, out3)
 
 
@@ -405,7 +406,7 @@ def test_build_model_errors_list_the_valid_choices():
 @pytest.mark.parametrize("kind", list(MODELS))
 def test_models_check_state_shape_and_dtype(kind):
     model = build_model(kind, **_kwargs(kind))
-    run = model.step if isinstance(model, sl.FlowMap) else model.vector_field
+    run = as_state_map(model)
     with pytest.raises(sl.SymplearnError, match=r"states have shape \(\.\.\., 4\); got shape \(3, 3\)"):
         run(torch.zeros(3, 3))
     with pytest.raises(sl.SymplearnError, match="float32 parameters but the state is torch.float64"):

@@ -9,7 +9,13 @@ __version__ = "0.1.0"
 
 from ._errors import ConvergenceError, NonFiniteError, SymplearnError
 from .data import Dataset, generate_dataset
-from .dynamics import Dynamics, FlowMap
+from .dynamics import (
+    Dynamics,
+    FlowMap,
+    HamiltonianDynamics,
+    SeparableHamiltonian,
+    discretize,
+)
 from .geometry import (
     batch_jacobian,
     canonical_J,
@@ -18,7 +24,7 @@ from .geometry import (
     symplectic_gradient,
     symplecticity_defect,
 )
-from .integrators import INTEGRATORS, Trajectory, get_integrator, integrate
+from .integrators import INTEGRATORS, Trajectory, get_integrator, integrate, reference_trajectory
 from .modelio import load_model as load
 from .modelio import save_model as save
 from .systems import SYSTEMS, get_system
@@ -47,6 +53,10 @@ __all__ = [
     "ConvergenceError",
     "Dynamics",
     "FlowMap",
+    "HamiltonianDynamics",
+    "SeparableHamiltonian",
+    "discretize",
+    "reference_trajectory",
     "NonFiniteError",
     "SymplearnError",
     "Trajectory",

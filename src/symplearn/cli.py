@@ -81,6 +81,7 @@ def _set_threads(n: int | None) -> None:
 
 # -- commands -----------------------------------------------------------------------------
 def cmd_systems(args) -> int:
+    from .dynamics import SeparableHamiltonian
     from .systems import SYSTEMS
 
     for name, cls in SYSTEMS.items():
@@ -92,7 +93,10 @@ def cmd_systems(args) -> int:
             doc = doc.rstrip(":.") + (
                 "; " + " ".join(formula.split("  ")[0].split()).rstrip(",") if formula else ""
             )
-        flags = [f"n_dof={cls.n_dof}", "separable" if cls.separable else "non-separable"]
+        flags = [
+            f"n_dof={cls.n_dof}",
+            "separable" if issubclass(cls, SeparableHamiltonian) else "non-separable",
+        ]
         if cls.has_exact_solution:
             flags.append("exact solution")
         if cls.has_lagrangian:
@@ -115,34 +119,31 @@ def cmd_integrators(args) -> int:
     return 0
 
 
-def _integrate_with_progress(dynamics, z0, dt, steps, integrator, save_every, quiet):
-    """``(t, z)`` of a chunked integration that shows progress (the experiments' rollout)."""
+def _integrate_with_progress(flow, z0, steps, save_every, quiet):
+    """``(t, z)`` of an integration without gradients that shows progress."""
     from .experiments._common import rollout
 
-    t, z, _ = rollout(
-        dynamics, z0, dt, steps, integrator, save_every=save_every, desc="integrating", quiet=quiet
-    )
+    t, z, _ = rollout(flow, z0, steps, save_every=save_every, desc="integrating", quiet=quiet)
     return t, z
 
 
 def cmd_simulate(args) -> int:
     from . import _files, plotting
+    from .dynamics import discretize
     from .integrators import get_integrator
     from .systems import get_system
 
     dtype = DTYPES[args.dtype]
     system = get_system(args.system, **parse_params(args.param))
     integrator = get_integrator(args.integrator)
-    integrator.check(system)
+    flow = discretize(system, integrator, args.dt)
     z0 = parse_states(args.z0, system.dim, dtype)
     if z0 is None:
         rng = None if args.energy is None else tuple(args.energy)
         z0 = system.sample(args.n_traj, energy_range=rng, seed=args.seed, dtype=dtype)
     t_start = time.perf_counter()
     with torch.no_grad():
-        t, z = _integrate_with_progress(
-            system, z0, args.dt, args.steps, integrator, args.save_every, args.quiet
-        )
+        t, z = _integrate_with_progress(flow, z0, args.steps, args.save_every, args.quiet)
     wall = time.perf_counter() - t_start
     energy = system.hamiltonian(z)  # (T, K)
     rel = (energy - energy[0]).abs() / energy[0].abs().clamp_min(torch.finfo(dtype).tiny)
@@ -300,11 +301,6 @@ def _system_from_config(cfg: dict):
     raise SymplearnError("this model folder does not record the system it was trained on")
 
 
-def _default_integrator(model) -> str:
-    kind = model.config.get("kind")
-    return {"hnn-separable": "verlet", "hnn": "implicit-midpoint"}.get(kind, "rk4")
-
-
 def cmd_train(args) -> int:
     from . import _files
     from .data import Dataset, generate_dataset
@@ -357,7 +353,7 @@ def cmd_train(args) -> int:
         dtype=dtype,
         integrator=args.integrator,
         rollout_k=args.rollout_k,
-        grad_clip=args.grad_clip if args.grad_clip is not None else (1.0 if kind == "lnn" else None),
+        grad_clip=args.grad_clip if args.grad_clip is not None else "auto",
         checkpoint_dir=out / "checkpoint",
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
@@ -380,9 +376,9 @@ def cmd_train(args) -> int:
 
 def cmd_rollout(args) -> int:
     from . import _files, plotting
-    from .dynamics import FlowMap
+    from .dynamics import FlowMap, HamiltonianDynamics, discretize
     from .experiments._common import to_canonical_states, to_model_states
-    from .integrators import get_integrator, integrate
+    from .integrators import reference_trajectory
     from .modelio import load_model, load_run_config
 
     model = load_model(args.model_dir)
@@ -399,18 +395,17 @@ def cmd_rollout(args) -> int:
             raise SymplearnError(
                 f"this SympNet is a flow map of step {model.dt:g}; use --dt {model.dt:g} (or leave --dt out)"
             )
-        dt, integ_name, integrator = model.dt, "own step", None
+        flow = discretize(model)
+        dt, integ_name = model.dt, "own step"
     else:
         if args.dt is None:
             raise SymplearnError("--dt is required for continuous models (SympNets use their own step)")
-        dt = args.dt
-        integ_name = args.integrator or _default_integrator(model)
-        integrator = get_integrator(integ_name)
-        integrator.check(model)
+        flow = discretize(model, args.integrator, args.dt)
+        dt, integ_name = args.dt, flow.integrator.name
     x0 = to_model_states(model, system, z0).to(dtype)
     t_start = time.perf_counter()
     with torch.no_grad():
-        t, x = _integrate_with_progress(model, x0, dt, args.steps, integrator, args.save_every, args.quiet)
+        t, x = _integrate_with_progress(flow, x0, args.steps, args.save_every, args.quiet)
     wall = time.perf_counter() - t_start
     z = to_canonical_states(model, system, x.double())
     if not bool(torch.isfinite(z).all()):
@@ -418,16 +413,8 @@ def cmd_rollout(args) -> int:
             "the model's trajectory became NaN or infinite (the rollout diverged); "
             "try a smaller --dt, fewer --steps, or another integrator"
         )
-    sub = 10
     with torch.no_grad():
-        ref = integrate(
-            system,
-            z0,
-            dt / sub,
-            args.steps * sub,
-            get_integrator("gauss-legendre-6"),
-            save_every=sub * args.save_every,
-        )
+        ref = reference_trajectory(system, z0, dt, args.steps, save_every=args.save_every)
     z_true = ref.z
     energy_true = system.hamiltonian(z)
     e0 = system.hamiltonian(z0)
@@ -448,7 +435,7 @@ def cmd_rollout(args) -> int:
         "wall_time_s": wall,
     }
     arrays = {"t": t.numpy(), "z": z.numpy(), "z_true": z_true.numpy(), "energy_true": energy_true.numpy()}
-    if getattr(model, "has_energy", False) and hasattr(model, "hamiltonian"):
+    if isinstance(model, HamiltonianDynamics):
         with torch.no_grad():
             arrays["energy_model"] = model.hamiltonian(x).double().numpy()
     config = {
@@ -579,9 +566,8 @@ def parse_loop(text: str, dtype=torch.float64) -> torch.Tensor:
 def cmd_diagnose(args) -> int:
     from . import _files, plotting
     from . import diagnostics as dg
-    from .dynamics import FlowMap
+    from .dynamics import FlowMap, HamiltonianDynamics, SeparableHamiltonian, discretize
     from .geometry import divergence
-    from .integrators import get_integrator
     from .modelio import load_model, load_run_config
     from .systems import SYSTEMS, get_system
 
@@ -595,7 +581,7 @@ def cmd_diagnose(args) -> int:
         dyn, label = system, system.name
     else:
         raise SymplearnError(f"{target} is neither a system name nor a model folder")
-    if getattr(dyn, "state_kind", "canonical") == "lagrangian":
+    if dyn.state_kind == "lagrangian":
         raise SymplearnError(
             "diagnose works in canonical coordinates (q, p); an LNN lives in (q, q_dot): "
             "roll it out with `symplearn rollout` instead"
@@ -603,12 +589,14 @@ def cmd_diagnose(args) -> int:
     n = system.n_dof
     flow = isinstance(dyn, FlowMap)
     if flow:
-        dt, integ_name, integrator = dyn.dt, "own step", None
+        fmap = dyn
+        dt, integ_name = dyn.dt, "own step"
     else:
         dt = args.dt
-        integ_name = args.integrator or ("verlet" if getattr(dyn, "separable", False) else "gauss-legendre-4")
-        integrator = get_integrator(integ_name)
-        integrator.check(dyn)
+        # diagnostics of the exact flow: Verlet where H separates, Gauss-Legendre 4 otherwise
+        default = "verlet" if isinstance(dyn, SeparableHamiltonian) else "gauss-legendre-4"
+        fmap = discretize(dyn, args.integrator or default, dt)
+        integ_name = fmap.integrator.name
     sample = system.sample(args.n_points, seed=args.seed)
     center = sample[0]
     out: dict = {
@@ -632,10 +620,10 @@ def cmd_diagnose(args) -> int:
         out["divergence_rms"] = float(div["rms"])
         out["loop_gap"] = float(li.gap)
         out["loop_gap_relative"] = float(li.relative)
-    sym = dg.map_symplecticity(dyn if flow else (integrator, dyn, dt), sample[: min(64, len(sample))])
+    sym = dg.map_symplecticity(fmap, sample[: min(64, len(sample))])
     out["symplecticity_defect_max"] = float(sym["max_defect"])
     out["step_det_max_deviation"] = float((sym["det"] - 1).abs().max())
-    tr = dg.transport_loop(dyn, loop, dt, args.steps, integrator, save_every=max(1, args.steps // 100))
+    tr = dg.transport_loop(fmap, loop, args.steps, save_every=max(1, args.steps // 100))
     # one degree of freedom: the loop's area; more: the symplectic area sum_i A_i over the
     # (q_i, p_i) planes (a single plane's area is not invariant when n > 1)
     out["area_ratio"] = float(tr.area_ratio) if n == 1 else float(tr.action[-1] / tr.action[0])
@@ -643,12 +631,12 @@ def cmd_diagnose(args) -> int:
         out["area_ratio_plane0"] = float(tr.area_ratio)
     k = min(8, len(sample))
     with torch.no_grad():
-        t, z = _integrate_with_progress(dyn, sample[:k], dt, args.steps, integrator, 1, args.quiet)
+        t, z = _integrate_with_progress(fmap, sample[:k], args.steps, 1, args.quiet)
     err = dg.invariant_error(system.hamiltonian(z), t)
     out["energy_error"] = err.as_dict() if hasattr(err, "as_dict") else {"max": err.max}
     if args.observable:
         f = parse_observable(args.observable, n)
-        H = dyn.hamiltonian if getattr(dyn, "has_energy", False) else system.hamiltonian
+        H = dyn.hamiltonian if isinstance(dyn, HamiltonianDynamics) else system.hamiltonian
         br = dg.bracket_with_energy(f, H, sample)
         out["bracket"] = {
             "observable": args.observable,
@@ -656,7 +644,7 @@ def cmd_diagnose(args) -> int:
             "rms_normalised": float(br.pow(2).mean().sqrt()),
         }
     if n >= 2:  # Poincare section q0 = 0 (crossing upwards), drawn in the (q1, p1) plane
-        ps = dg.poincare_section(dyn, sample[:k], dt, args.steps, integrator, index=0, value=0.0, direction=1)
+        ps = dg.poincare_section(fmap, sample[:k], args.steps, index=0, value=0.0, direction=1)
         out["poincare_crossings"] = int(ps.z.shape[0])
         if ps.z.shape[0] > 0:
             figures["poincare.png"] = plotting.poincare_figure(
@@ -666,7 +654,7 @@ def cmd_diagnose(args) -> int:
                 title=f"Poincaré section q0 = 0, p0 > 0: {label} ({ps.z.shape[0]} crossings)",
             )
     if args.lyapunov:
-        ly = dg.lyapunov_exponent(dyn, sample[:2], dt, args.steps, integrator)
+        ly = dg.lyapunov_exponent(fmap, sample[:2], args.steps)
         out["lyapunov_exponent"] = [float(x) for x in ly.exponent]
         figures["lyapunov.png"] = plotting.lyapunov_figure(
             ly.t.numpy(), ly.running.numpy(), title=f"Largest Lyapunov exponent: {label}"
@@ -693,9 +681,9 @@ def cmd_diagnose(args) -> int:
             lo, hi = sample.min(0).values, sample.max(0).values
             bounds = ((float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1])))
             figures["vector_field.png"] = plotting.vector_field_figure(
-                dyn.vector_field,
+                lambda x: dyn.vector_field(0.0, x),
                 bounds,
-                divergence_fn=lambda x: divergence(dyn.vector_field, x),
+                divergence_fn=lambda x: divergence(lambda y: dyn.vector_field(0.0, y), x),
                 loop=loop.numpy(),
                 title=f"Vector field and divergence: {label}",
             )

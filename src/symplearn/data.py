@@ -27,7 +27,7 @@ from torch import Tensor
 from . import __version__
 from ._errors import NonFiniteError, SymplearnError
 from ._files import read_npz, write_json, write_npz
-from .integrators import Integrator, get_integrator, integrate
+from .integrators import Integrator, get_integrator, reference_trajectory
 from .systems import System, get_system
 
 #: marks the JSON sidecar of a symplearn dataset
@@ -376,11 +376,11 @@ def generate_dataset(
     seed_sample, seed_split, seed_noise = _derived_seeds(seed)
     lo_hi = system._energy_range(energy_range)
     z0 = system.sample(n_traj, energy_range=energy_range, seed=seed_sample, dtype=torch.float64)
-    traj = integrate(system, z0, dt / substeps, n_steps * substeps, integrator, save_every=substeps)
+    traj = reference_trajectory(system, z0, dt, n_steps, substeps=substeps, integrator=integrator)
     z = traj.z.detach()
     t = torch.arange(n_steps + 1, dtype=torch.float64) * dt
     with torch.no_grad():
-        dzdt = system.vector_field(z)
+        dzdt = system.vector_field(t[:, None], z)
     if noise_std > 0:
         gen = torch.Generator().manual_seed(seed_noise)
         z = z + noise_std * torch.randn(z.shape, generator=gen, dtype=torch.float64)

@@ -1,71 +1,237 @@
-"""The small set of questions every dynamics answers.
+"""The small set of questions every dynamics answers, declared by type.
 
 Ground-truth systems and learned models share these interfaces, so every integrator,
-diagnostic and plot works on both without special cases.
+diagnostic and plot works on both without special cases:
+
+* :class:`Dynamics`: continuous time, ``dz/dt = vector_field(t, z)`` (autonomous dynamics ignore
+  ``t``). Its call ``dynamics(t, z)`` is the vector field, so any dynamics is a ``func(t, y)`` for
+  ``torchdiffeq.odeint``.
+* :class:`HamiltonianDynamics`: ``dz/dt = J grad H(z)`` with an energy ``hamiltonian(z)``.
+* :class:`SeparableHamiltonian`: ``H = T(p) + V(q)`` with ``grad_T(p)`` and ``grad_V(q)``, which
+  explicit symplectic integrators (Verlet, Yoshida) need.
+* :class:`FlowMap`: discrete time, ``z_{k+1} = step(t_k, z_k)`` for a fixed declared ``dt``. A
+  continuous dynamics discretised by an integrator (:func:`discretize`) is one; a SympNet is one.
+  ``integrate``, the rollout loss, ``fit``, the diagnostics and the command line consume flow maps.
+
+Each kind declares its own defaults as class attributes (``state_kind``,
+``default_integrator``), so no table elsewhere decides for it.
 
 State convention: ``z = (q, p)`` of shape ``(..., 2n)``, positions first
-(``q = z[..., :n]``, ``p = z[..., n:]``).
+(``q = z[..., :n]``, ``p = z[..., n:]``). Lagrangian dynamics (an LNN) use ``(q, q_dot)``
+instead and declare ``state_kind = "lagrangian"``.
 """
 
 from __future__ import annotations
 
+import abc
+import math
+import numbers
+from typing import Any
+
 import torch
 from torch import Tensor
 
+from ._errors import SymplearnError
 
-class Dynamics:
-    """Continuous-time dynamics ``dz/dt = vector_field(z)``.
+__all__ = [
+    "Dynamics",
+    "FlowMap",
+    "HamiltonianDynamics",
+    "SeparableHamiltonian",
+    "DiscretizedDynamics",
+    "discretize",
+    "batch_time",
+    "join",
+    "split",
+]
 
-    Subclasses set ``n_dof`` (the number n of degrees of freedom; the state has 2n entries) and
-    implement :meth:`vector_field`. Those with an energy set ``has_energy = True`` and implement
-    :meth:`hamiltonian`; separable ones (``H = T(p) + V(q)``) set ``separable = True`` and
-    implement :meth:`grad_T` and :meth:`grad_V`, which explicit symplectic integrators need.
+STATE_KINDS = ("canonical", "lagrangian")
+
+
+class Dynamics(abc.ABC):
+    """Continuous-time dynamics ``dz/dt = vector_field(t, z)``.
+
+    Subclasses set ``n_dof`` (n; the state has 2n entries) and implement :meth:`vector_field`.
+
+    Class attributes (each kind's own defaults):
+        state_kind: ``"canonical"`` for ``z = (q, p)``, ``"lagrangian"`` for ``(q, q_dot)``.
+        default_integrator: canonical name of the integrator that suits this kind for rollouts
+            (``discretize(dynamics, dt=...)`` uses it).
     """
 
     n_dof: int
-    has_energy: bool = False
-    separable: bool = False
+    state_kind: str = "canonical"
+    default_integrator: str = "rk4"
 
     @property
     def dim(self) -> int:
         """Phase-space dimension 2n."""
         return 2 * self.n_dof
 
-    def vector_field(self, z: Tensor) -> Tensor:
-        """``dz/dt`` at ``z``. Args: z: ``(..., 2n)``. Returns: ``(..., 2n)``."""
-        raise NotImplementedError
+    @abc.abstractmethod
+    def vector_field(self, t: float | Tensor, z: Tensor) -> Tensor:
+        """``dz/dt`` at time ``t`` and state ``z``.
 
+        Args:
+            t: time: a float, or a tensor broadcastable to the batch shape ``z.shape[:-1]``
+                (implicit Runge-Kutta stages pass one time per stage); autonomous dynamics
+                ignore it. :func:`batch_time` gives it the batch shape.
+            z: ``(..., 2n)``.
+
+        Returns:
+            ``(..., 2n)``.
+        """
+
+    def __call__(self, t: float | Tensor, z: Tensor) -> Tensor:
+        """``vector_field(t, z)``: the ``func(t, y)`` that ODE solvers such as torchdiffeq call."""
+        return self.vector_field(t, z)
+
+
+class HamiltonianDynamics(Dynamics):
+    """``dz/dt = J grad H(z)`` for an energy ``H``; symplectic implicit methods suit any such H."""
+
+    default_integrator = "implicit-midpoint"
+
+    @abc.abstractmethod
     def hamiltonian(self, z: Tensor) -> Tensor:
         """The energy ``H(z)``. Args: z: ``(..., 2n)``. Returns: ``(...)``."""
-        raise NotImplementedError(f"{type(self).__name__} has no Hamiltonian")
 
+
+class SeparableHamiltonian(HamiltonianDynamics):
+    """``H = T(p) + V(q)``: explicit symplectic splitting methods (Verlet) apply."""
+
+    default_integrator = "verlet"
+
+    @abc.abstractmethod
     def grad_T(self, p: Tensor) -> Tensor:
-        """``dT/dp`` for separable ``H = T(p) + V(q)``. Args: p: ``(..., n)``. Returns: ``(..., n)``."""
-        raise NotImplementedError(f"{type(self).__name__} is not separable")
+        """``dT/dp``. Args: p: ``(..., n)``. Returns: ``(..., n)``."""
 
+    @abc.abstractmethod
     def grad_V(self, q: Tensor) -> Tensor:
-        """``dV/dq`` for separable ``H = T(p) + V(q)``. Args: q: ``(..., n)``. Returns: ``(..., n)``."""
-        raise NotImplementedError(f"{type(self).__name__} is not separable")
+        """``dV/dq``. Args: q: ``(..., n)``. Returns: ``(..., n)``."""
 
 
-class FlowMap:
-    """Discrete-time dynamics: a map ``z_{k+1} = step(z_k)`` for a fixed, declared time step ``dt``.
+class FlowMap(abc.ABC):
+    """Discrete-time dynamics: ``z_{k+1} = step(t_k, z_k)`` for a fixed, declared step ``dt``.
 
-    Subclasses (SympNets) set ``n_dof`` and ``dt`` and implement :meth:`step`.
+    Subclasses set ``n_dof`` and ``dt`` and implement :meth:`step`.
     """
 
     n_dof: int
     dt: float
-    has_energy: bool = False
+    state_kind: str = "canonical"
 
     @property
     def dim(self) -> int:
         """Phase-space dimension 2n."""
         return 2 * self.n_dof
 
-    def step(self, z: Tensor) -> Tensor:
-        """One step of the map. Args: z: ``(..., 2n)``. Returns: ``(..., 2n)``."""
-        raise NotImplementedError
+    @abc.abstractmethod
+    def step(self, t: float | Tensor, z: Tensor) -> Tensor:
+        """One step of the map from time ``t``. Args: z: ``(..., 2n)``. Returns: ``(..., 2n)``."""
+
+
+class DiscretizedDynamics(FlowMap):
+    """A continuous dynamics advanced by a one-step integrator at a fixed step: built by
+    :func:`discretize`, which checks the pair once.
+
+    Attributes:
+        dynamics: the continuous dynamics.
+        integrator: the :class:`~symplearn.integrators.Integrator`.
+        dt: the step.
+    """
+
+    def __init__(self, dynamics: Dynamics, integrator: Any, dt: float):
+        self.dynamics = dynamics
+        self.integrator = integrator
+        self.dt = dt
+        self.n_dof = dynamics.n_dof
+        self.state_kind = dynamics.state_kind
+
+    def step(self, t: float | Tensor, z: Tensor) -> Tensor:
+        return self.integrator.step(self.dynamics, t, z, self.dt)
+
+    def partial_step(self, t: float | Tensor, z: Tensor, tau: float | Tensor) -> Tensor:
+        """One integrator step of another size ``tau`` (a float or a tensor broadcastable to
+        ``z``): what event location (Poincare sections) and loop refinement use."""
+        return self.integrator.step(self.dynamics, t, z, tau)
+
+    def __repr__(self) -> str:
+        return f"discretize({_describe(self.dynamics)}, {self.integrator.name!r}, dt={self.dt:g})"
+
+
+def _describe(obj: Any) -> str:
+    name = getattr(obj, "name", None) or getattr(obj, "kind", None)
+    return repr(name) if isinstance(name, str) else type(obj).__name__
+
+
+def check_dt(dt: Any, name: str = "dt") -> float:
+    """``float(dt)`` for a positive finite real number (Python, numpy or 0-d torch scalar)."""
+    if isinstance(dt, Tensor) and dt.numel() == 1 and not dt.is_complex():
+        dt = float(dt)
+    if isinstance(dt, bool) or not isinstance(dt, numbers.Real) or not (math.isfinite(dt) and dt > 0):
+        raise SymplearnError(f"{name} must be a positive finite number, got {dt!r}")
+    return float(dt)
+
+
+def discretize(dynamics: Any, integrator: Any = None, dt: Any = None) -> FlowMap:
+    """The one place that pairs a dynamics with an integrator and a step: returns a flow map.
+
+    Args:
+        dynamics: a continuous :class:`Dynamics` (system or learned model), or a :class:`FlowMap`
+            (a SympNet), which is returned as it is.
+        integrator: an :class:`~symplearn.integrators.Integrator` or its canonical name;
+            ``None`` uses the dynamics' ``default_integrator``. Must be ``None`` for a flow map.
+        dt: the step (> 0); required for continuous dynamics; for a flow map, ``None`` or its
+            own ``dt``.
+
+    Returns:
+        A :class:`FlowMap` with ``step(t, z)``.
+
+    Raises:
+        SymplearnError: an integrator that cannot integrate this dynamics (e.g. Verlet on a
+            non-separable H: the message lists those that can), a missing or non-positive dt, a
+            dt other than a flow map's own, or an object that is neither kind.
+    """
+    from .integrators import Integrator, get_integrator
+
+    if isinstance(dynamics, FlowMap):
+        if integrator is not None:
+            raise SymplearnError(
+                f"{_describe(dynamics)} is a flow map with its own step; pass integrator=None "
+                f"(got {getattr(integrator, 'name', integrator)!r})"
+            )
+        if dt is not None and not math.isclose(check_dt(dt), float(dynamics.dt), rel_tol=1e-9):
+            raise SymplearnError(
+                f"{_describe(dynamics)} was built for dt={float(dynamics.dt):g}; got dt={float(dt):g} "
+                f"(pass dt=None or the map's own dt)"
+            )
+        return dynamics
+    if not isinstance(dynamics, Dynamics):
+        raise SymplearnError(
+            f"discretize needs a symplearn Dynamics (a system or a learned model) or a FlowMap, got "
+            f"{type(dynamics).__name__}"
+        )
+    if dt is None:
+        raise SymplearnError(f"discretize needs a step dt for the continuous dynamics {_describe(dynamics)}")
+    dt = check_dt(dt)
+    if integrator is None:
+        integrator = dynamics.default_integrator
+    if isinstance(integrator, str):
+        integrator = get_integrator(integrator)
+    if not isinstance(integrator, Integrator):
+        raise SymplearnError(
+            f"integrator must be an Integrator or a canonical name (see `symplearn integrators`), got "
+            f"{type(integrator).__name__}"
+        )
+    integrator.check(dynamics)
+    return DiscretizedDynamics(dynamics, integrator, dt)
+
+
+def batch_time(t: float | Tensor, z: Tensor) -> Tensor:
+    """The time argument of a vector field as a tensor of the batch shape ``z.shape[:-1]``
+    (dtype and device of ``z``): what a non-autonomous field multiplies its forcing by."""
+    return torch.as_tensor(t, dtype=z.dtype, device=z.device).expand(z.shape[:-1])
 
 
 def split(z: Tensor) -> tuple[Tensor, Tensor]:

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ._errors import SymplearnError
+from .dynamics import Dynamics, FlowMap
 
 __all__ = [
     "canonical_J",
@@ -99,6 +100,18 @@ def poisson_bracket(f: Callable[[Tensor], Tensor], g: Callable[[Tensor], Tensor]
     return (gf * apply_J(gg)).sum(-1)
 
 
+def as_state_map(fn, t: float = 0.0) -> Callable[[Tensor], Tensor]:
+    """A callable ``z -> ...`` from a callable, a :class:`~symplearn.Dynamics` (its vector field
+    at time ``t``) or a :class:`~symplearn.FlowMap` (its step from time ``t``)."""
+    if isinstance(fn, Dynamics):
+        return lambda z: fn.vector_field(t, z)
+    if isinstance(fn, FlowMap):
+        return lambda z: fn.step(t, z)
+    if not callable(fn):
+        raise SymplearnError(f"expected a callable, a Dynamics or a FlowMap, got {type(fn).__name__}")
+    return fn
+
+
 def batch_jacobian(fn: Callable[[Tensor], Tensor], z: Tensor, *, create_graph: bool = False) -> Tensor:
     """Jacobian of a batched, row-wise map by reverse-mode autograd.
 
@@ -106,12 +119,14 @@ def batch_jacobian(fn: Callable[[Tensor], Tensor], z: Tensor, *, create_graph: b
     per output coordinate.
 
     Args:
-        fn: maps ``(..., d)`` to ``(..., m)``, each output row depending only on its own input row.
+        fn: maps ``(..., d)`` to ``(..., m)``, each output row depending only on its own input row;
+            or a Dynamics (its vector field) or a FlowMap (its step), at t = 0.
         z: ``(..., d)``.
 
     Returns:
         ``A`` of shape ``(..., m, d)`` with ``A[..., i, j] = d fn_i / d z_j``.
     """
+    fn = as_state_map(fn)
     with torch.enable_grad():
         x = z.detach().requires_grad_(True)
         out = fn(x)
@@ -142,12 +157,13 @@ def divergence(field: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
     """Divergence ``sum_i d X_i / d z_i`` of a batched vector field (exact, by autograd).
 
     Args:
-        field: maps ``(..., d)`` to ``(..., d)`` row-wise.
+        field: maps ``(..., d)`` to ``(..., d)`` row-wise, or a Dynamics (its vector field at t = 0).
         z: ``(..., d)``.
 
     Returns:
         ``(...)``.
     """
+    field = as_state_map(field)
     with torch.enable_grad():
         x = z.detach().requires_grad_(True)
         out = field(x)

@@ -121,57 +121,30 @@ def describe(obj: Any) -> str:
 
 
 def stepper(
-    dynamics: Any, integrator: Any, dt: Any, who: str
-) -> tuple[Callable[[Tensor], Tensor], float, Callable[[Tensor, Any], Tensor] | None]:
-    """The one-step map of a dynamics: a FlowMap's own ``step`` or ``integrator.step``.
+    flow: Any, who: str
+) -> tuple[Callable[[Any, Tensor], Tensor], float, Callable[[Any, Tensor, Any], Tensor] | None]:
+    """The one-step map of a flow map, for the diagnostics.
+
+    Args:
+        flow: a :class:`~symplearn.FlowMap` (``symplearn.discretize(dynamics, integrator, dt)``
+            or a learned flow map).
+        who: the calling function's name, for messages.
 
     Returns:
-        ``(step, dt, partial)``: ``step(z)`` advances by ``dt``; ``partial(z, tau)`` advances
-        continuous dynamics by ``tau`` (a float or a tensor broadcastable to ``z``), ``None`` for
-        flow maps.
+        ``(step, dt, partial)``: ``step(t, z)`` advances by ``dt``; ``partial(t, z, tau)``
+        advances by another step ``tau`` (a float, or a tensor ``(..., 1)``) when the flow map
+        is a discretised continuous dynamics, ``None`` for learned flow maps.
     """
-    from ..integrators import Integrator
+    from ..dynamics import DiscretizedDynamics
 
-    if isinstance(dynamics, FlowMap):
-        if integrator is not None:
-            raise SymplearnError(
-                f"{type(dynamics).__name__} is a flow map with its own step; pass integrator=None "
-                f"to {who} (got {describe(integrator)})"
-            )
-        if dt is None:
-            dt = dynamics.dt
-        dt = check_positive("dt", dt)
-        if not math.isclose(dt, float(dynamics.dt), rel_tol=1e-9, abs_tol=0.0):
-            raise SymplearnError(
-                f"{type(dynamics).__name__} was built for dt={float(dynamics.dt):g}; got dt={dt:g} "
-                f"(pass dt=None or the map's own dt)"
-            )
-        return dynamics.step, dt, None
-    if not callable(getattr(dynamics, "vector_field", None)):
+    if not isinstance(flow, FlowMap):
         raise SymplearnError(
-            f"{who} needs a dynamics with a vector_field (a system or a learned model) or a FlowMap, "
-            f"got {type(dynamics).__name__}"
+            f"{who} needs a flow map: a learned one (SympNet) or a dynamics paired with an integrator "
+            f"and a step, symplearn.discretize(dynamics, 'gauss-legendre-6', dt); got {type(flow).__name__}"
         )
-    if integrator is None:
-        raise SymplearnError(
-            f"{who} needs an integrator for continuous-time dynamics, e.g. "
-            f"symplearn.get_integrator('gauss-legendre-6')"
-        )
-    if not isinstance(integrator, Integrator):
-        raise SymplearnError(
-            f"integrator must be an Integrator instance (see symplearn.get_integrator), got "
-            f"{type(integrator).__name__}"
-        )
-    integrator.check(dynamics)
-    dt = check_positive("dt", dt)
-
-    def step(z: Tensor) -> Tensor:
-        return integrator.step(dynamics, z, dt)
-
-    def partial(z: Tensor, tau: Any) -> Tensor:
-        return integrator.step(dynamics, z, tau)
-
-    return step, dt, partial
+    dt = check_positive("dt", flow.dt)
+    partial = flow.partial_step if isinstance(flow, DiscretizedDynamics) else None
+    return flow.step, dt, partial
 
 
 def fd_jvp(step: Callable[[Tensor], Tensor], z: Tensor, v: Tensor) -> Tensor:

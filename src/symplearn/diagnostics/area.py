@@ -340,7 +340,9 @@ class LoopTransport:
         loops: ``S`` tensors ``(M_s, 2n)``: the loop at each saved time (``M_s`` grows as
             vertices are inserted); ``loops[0]`` is the initial loop, rotated to start at a
             corner if it did not.
-        areas: ``(S,)`` areas in the chosen plane enclosed by the transported curve: the image
+        areas: ``(S,)`` areas in the chosen plane enclosed by the transported curve, signed
+            relative to the initial loop's orientation (positive while the flow keeps the
+            orientation; an orientation-reversing map gives a negative area): the image
             of the initial polygon, each straight piece (run of collinear edges between two
             corners) followed as a smooth curve through its vertices (piecewise cubic in the
             initial arc length; error O(h^4) in the vertex spacing h).
@@ -370,7 +372,8 @@ class LoopTransport:
 
     @property
     def area_ratio(self) -> float:
-        """Final area over initial area (1 for an area-preserving flow)."""
+        """Final area over initial area, signed (1 for an area-preserving flow; -1 for an
+        area-preserving map that reverses orientation, such as a reflection)."""
         return float(self.areas[-1] / self.areas[0])
 
     @property
@@ -417,12 +420,11 @@ class LoopTransport:
 
 
 def transport_loop(
-    dynamics: Any,
+    flow: Any,
     loop: Any,
-    dt: float | None,
     n_steps: int,
-    integrator: Any = None,
     *,
+    t0: float = 0.0,
     save_every: int = 1,
     plane: int = 0,
     max_segment: float | None = None,
@@ -451,11 +453,11 @@ def transport_loop(
     projection stays resolved.
 
     Args:
-        dynamics: a system or model with a vector field, or a :class:`~symplearn.FlowMap`.
+        flow: a :class:`~symplearn.FlowMap`: ``symplearn.discretize(dynamics, integrator, dt)``
+            or a learned flow map.
         loop: ``(M, 2n)`` vertices of a closed polygon (see :func:`check_loop`).
-        dt: step size; for a flow map its own ``dt`` (or ``None``).
         n_steps: number of steps.
-        integrator: the one-step method (``None`` for a flow map).
+        t0: initial time.
         save_every: save (and refine) every k-th step; the final step is always saved.
         plane: the ``(q_i, p_i)`` plane of :attr:`LoopTransport.areas`.
         max_segment: largest allowed edge at a saved time; default twice the initial mean edge
@@ -470,8 +472,8 @@ def transport_loop(
         SymplearnError: bad arguments or loop.
         NonFiniteError: a vertex became NaN or infinite.
     """
-    step, dt, _ = stepper(dynamics, integrator, dt, "transport_loop")
-    z0 = check_loop(loop, dynamics_dim(dynamics))
+    step, dt, _ = stepper(flow, "transport_loop")
+    z0 = check_loop(loop, dynamics_dim(flow))
     n = z0.shape[-1] // 2
     plane = check_plane(plane, n)
     n_steps = check_int("n_steps", n_steps)
@@ -483,8 +485,8 @@ def transport_loop(
     max_segment = check_positive("max_segment", max_segment)
 
     def advance(z: Tensor, k: int, t_now: float) -> Tensor:
-        for _ in range(k):
-            z = step(z)
+        for j in range(k):
+            z = step(t0 + j * dt, z)
         if not bool(torch.isfinite(z).all()):
             raise NonFiniteError(
                 f"transport_loop: a vertex became NaN or infinite by t={t_now:g}; try a smaller dt"
@@ -495,6 +497,9 @@ def transport_loop(
     # corners; every vertex carries its piece and its arc-length parameter s in [0, 1) on it
     z0, edge, spar, n_pieces = _straight_pieces(z0)
     init, cur = z0.clone(), z0.clone()
+    # areas are reported relative to the initial loop's orientation, so that a map that
+    # reverses it shows a negative area ratio (abs() would hide it)
+    orientation = 1.0 if float(_curve_area(z0[:, [plane, n + plane]], edge, spar, n_pieces)) >= 0 else -1.0
     times, loops, areas, poly_areas, perims, actions, counts = [], [], [], [], [], [], []
     inserted, saturated = 0, False
 
@@ -502,19 +507,19 @@ def transport_loop(
         loops.append(cur.clone())
         times.append(t_now)
         xy = cur[:, [plane, n + plane]]
-        areas.append(_curve_area(xy, edge, spar, n_pieces).abs())
-        poly_areas.append(polygon_area(xy))
+        areas.append(_curve_area(xy, edge, spar, n_pieces) * orientation)
+        poly_areas.append(signed_polygon_area(xy) * orientation)
         perims.append((xy.roll(-1, 0) - xy).norm(dim=-1).sum())
         actions.append(sum(_curve_area(cur[:, [i, n + i]], edge, spar, n_pieces) for i in range(n)))
         counts.append(cur.shape[0])
 
     with torch.no_grad():
-        save(0.0)
+        save(float(t0))
         for k in range(1, n_steps + 1):
-            cur = step(cur)
+            cur = step(t0 + (k - 1) * dt, cur)
             if k % save_every and k != n_steps:
                 continue
-            t_now = k * dt
+            t_now = t0 + k * dt
             if not bool(torch.isfinite(cur).all()):
                 raise NonFiniteError(
                     f"transport_loop: a vertex became NaN or infinite by step {k} (t={t_now:g}); "

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from .._errors import NonFiniteError, SymplearnError
+from ..dynamics import Dynamics, FlowMap
 from ..geometry import batch_jacobian
 from ._common import as_tensor, check_int, check_plane, check_states, default_tol, dynamics_dim, fd_jvp
 from .area import check_loop, signed_polygon_area, symplectic_area
@@ -34,14 +35,14 @@ __all__ = [
 ]
 
 
-def _field(dynamics: Any) -> tuple[Callable[[Tensor], Tensor], int | None]:
-    vf = getattr(dynamics, "vector_field", None)
-    if callable(vf):
-        return vf, dynamics_dim(dynamics)
-    if callable(dynamics):
+def _field(dynamics: Any, t: float = 0.0) -> tuple[Callable[[Tensor], Tensor], int | None]:
+    """The field at time ``t`` as a callable ``z -> dz/dt``, and the phase-space dimension."""
+    if isinstance(dynamics, Dynamics):
+        return (lambda z: dynamics.vector_field(t, z)), dynamics_dim(dynamics)
+    if callable(dynamics) and not isinstance(dynamics, FlowMap):
         return dynamics, None
     raise SymplearnError(
-        f"expected a dynamics with a vector_field or a callable field (..., 2n) -> (..., 2n), got "
+        f"expected a dynamics (system or model) or a callable field (..., 2n) -> (..., 2n), got "
         f"{type(dynamics).__name__} (a FlowMap has no vector field: use map_symplecticity instead)"
     )
 

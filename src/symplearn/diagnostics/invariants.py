@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from .._errors import NonFiniteError, SymplearnError
+from ..dynamics import HamiltonianDynamics
 from ._common import as_tensor, check_states, default_tol, dynamics_dim, map_rows
 
 __all__ = ["InvariantError", "assert_conserves", "energy_error", "invariant_error"]
@@ -224,7 +225,7 @@ def energy_error(dynamics: Any, traj: Any, *, t: Any = None, **kwargs: Any) -> I
     """Relative energy error ``|H(z(t)) - H(z(0))| / |H(z(0))|`` along a trajectory.
 
     Args:
-        dynamics: a system or learned model with an energy (``has_energy``, ``hamiltonian``).
+        dynamics: a Hamiltonian system or learned model (a :class:`~symplearn.HamiltonianDynamics`).
         traj: a :class:`~symplearn.Trajectory` (its times are used) or states ``(T, ..., 2n)``.
         t: ``(T,)`` times when ``traj`` is a tensor (overrides the trajectory's own).
         **kwargs: passed to :func:`invariant_error` (``relative``, ``reference``, ``floor``).
@@ -235,10 +236,11 @@ def energy_error(dynamics: Any, traj: Any, *, t: Any = None, **kwargs: Any) -> I
     Raises:
         SymplearnError: the dynamics has no energy, or the states do not fit its dimension.
     """
-    if not getattr(dynamics, "has_energy", False) or not callable(getattr(dynamics, "hamiltonian", None)):
+    if not isinstance(dynamics, HamiltonianDynamics):
         raise SymplearnError(
-            f"{type(dynamics).__name__} has no energy (has_energy is False), so there is no energy "
-            f"error to measure; use invariant_error on a quantity you know is conserved"
+            f"{type(dynamics).__name__} is not a Hamiltonian dynamics, so it has no energy to "
+            f"measure an error of; use invariant_error on a quantity you know is conserved (or the "
+            f"true system's energy along the trajectory)"
         )
     z, t = _unpack_traj(traj, t)
     z = check_states(z, "traj", dynamics_dim(dynamics), min_ndim=2)
@@ -275,8 +277,7 @@ def assert_conserves(
             maximum, final error, slope and verdict.
     """
     z, t = _unpack_traj(traj, t)
-    has_energy = getattr(dynamics_or_fn, "has_energy", False)
-    if callable(getattr(dynamics_or_fn, "hamiltonian", None)) and has_energy:
+    if isinstance(dynamics_or_fn, HamiltonianDynamics):
         res = energy_error(dynamics_or_fn, z, t=t, relative=relative)
         what = "energy"
     elif callable(dynamics_or_fn):

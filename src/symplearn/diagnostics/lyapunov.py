@@ -62,12 +62,11 @@ class Lyapunov:
 
 
 def lyapunov_exponent(
-    dynamics: Any,
+    flow: Any,
     z0: Any,
-    dt: float | None,
     n_steps: int,
-    integrator: Any = None,
     *,
+    t0: float = 0.0,
     renorm_every: int = 10,
     seed: int = 0,
     transient: int = 0,
@@ -96,11 +95,11 @@ def lyapunov_exponent(
       ``"finite-difference"``.
 
     Args:
-        dynamics: a system or model with a vector field, or a :class:`~symplearn.FlowMap`.
+        flow: a :class:`~symplearn.FlowMap`: ``symplearn.discretize(dynamics, integrator, dt)``
+            or a learned flow map.
         z0: ``(B, 2n)`` initial states (or ``(2n,)``: then the results have no batch dimension).
-        dt: step size (a flow map's own, or ``None``).
         n_steps: steps of the measurement (after the transient).
-        integrator: one-step method (``None`` for a flow map).
+        t0: initial time.
         renorm_every: steps between renormalisations.
         seed: seed of the initial tangent vectors.
         transient: steps run first (state and tangent vector) and not counted.
@@ -114,8 +113,13 @@ def lyapunov_exponent(
         SymplearnError: bad arguments.
         NonFiniteError: the state or the tangent vector became NaN/inf (or the tangent vanished).
     """
-    step, dt, _ = stepper(dynamics, integrator, dt, "lyapunov_exponent")
-    z = check_states(z0, "z0", dynamics_dim(dynamics))
+    flow_step, dt, _ = stepper(flow, "lyapunov_exponent")
+    z = check_states(z0, "z0", dynamics_dim(flow))
+    clock = [float(t0)]
+
+    def step(x: Tensor) -> Tensor:  # one step from the current time
+        return flow_step(clock[0], x)
+
     single = z.ndim == 1
     if z.ndim > 2:
         raise SymplearnError(f"z0 must have shape (B, 2n) or (2n,), got {tuple(z.shape)}")
@@ -159,6 +163,7 @@ def lyapunov_exponent(
 
     for k in range(1, transient + 1):
         z, v = tangent_step(z, v)
+        clock[0] += dt
         if k % renorm_every == 0 or k == transient:
             check_z(z, f"in the transient (step {k})")
             v, _ = renormalise(v, f"in the transient (step {k})")
@@ -167,6 +172,7 @@ def lyapunov_exponent(
     times, running = [], []
     for k in range(1, n_steps + 1):
         z, v = tangent_step(z, v)
+        clock[0] += dt
         if k % renorm_every == 0 or k == n_steps:
             when = f"at step {k} (t={k * dt:g} after the transient)"
             check_z(z, when)

@@ -115,12 +115,11 @@ def _lagrange_weights(nodes: Tensor, x: Tensor) -> Tensor:
 
 
 def poincare_section(
-    dynamics: Any,
+    flow: Any,
     z0: Any,
-    dt: float | None,
     n_steps: int,
-    integrator: Any = None,
     *,
+    t0: float = 0.0,
     index: int = 0,
     value: float = 0.0,
     direction: int = 1,
@@ -139,11 +138,11 @@ def poincare_section(
     A trajectory that starts exactly on the hyperplane is not counted at t = 0.
 
     Args:
-        dynamics: a system or model with a vector field, or a :class:`~symplearn.FlowMap`.
+        flow: a :class:`~symplearn.FlowMap`: ``symplearn.discretize(dynamics, integrator, dt)``
+            or a learned flow map.
         z0: ``(B, 2n)`` initial states (or ``(2n,)``).
-        dt: step size (a flow map's own, or ``None``).
         n_steps: number of steps.
-        integrator: one-step method (``None`` for a flow map).
+        t0: initial time.
         index: the coordinate cut, ``0 <= index < 2n`` (positions first).
         value: the hyperplane's position.
         direction: ``+1`` crossings with ``z[index]`` increasing, ``-1`` decreasing, ``0`` both.
@@ -155,8 +154,8 @@ def poincare_section(
         SymplearnError: bad arguments.
         NonFiniteError: a state became NaN or infinite.
     """
-    step, dt, partial = stepper(dynamics, integrator, dt, "poincare_section")
-    z = check_states(z0, "z0", dynamics_dim(dynamics))
+    step, dt, partial = stepper(flow, "poincare_section")
+    z = check_states(z0, "z0", dynamics_dim(flow))
     if z.ndim > 2:
         raise SymplearnError(f"z0 must have shape (B, 2n) or (2n,), got {tuple(z.shape)}")
     z = z.reshape(-1, z.shape[-1])
@@ -184,23 +183,24 @@ def poincare_section(
     found_b: list[Tensor] = []
 
     if partial is not None:
-        field = dynamics.vector_field
+        dyn = flow.dynamics
         batch_tau = [True]
 
-        def partial_step(zp: Tensor, tau: Tensor) -> Tensor:
+        def partial_step(zp: Tensor, tau: Tensor, t_prev: float) -> Tensor:
             if batch_tau[0]:
                 try:
-                    out = partial(zp, tau[:, None])
+                    out = partial(t_prev, zp, tau[:, None])
                     if isinstance(out, Tensor) and out.shape == zp.shape:
                         return out
                 except Exception:  # noqa: BLE001 - a step that needs a Python float dt
                     pass
                 batch_tau[0] = False
-            return torch.cat([partial(zp[i : i + 1], float(tau[i])) for i in range(zp.shape[0])], 0)
+            return torch.cat([partial(t_prev, zp[i : i + 1], float(tau[i])) for i in range(zp.shape[0])], 0)
 
         def locate(zp: Tensor, zn: Tensor, t_prev: float) -> tuple[Tensor, Tensor]:
             s0, s1 = zp[:, index] - value, zn[:, index] - value
-            f0, f1 = field(zp)[:, index] * dt, field(zn)[:, index] * dt
+            f0 = dyn.vector_field(t_prev, zp)[:, index] * dt
+            f1 = dyn.vector_field(t_prev + dt, zn)[:, index] * dt
 
             def hermite(th: Tensor) -> Tensor:
                 th2, th3 = th * th, th * th * th
@@ -214,17 +214,17 @@ def poincare_section(
             tau = _bisect(hermite, s0) * dt
             scale = max(1.0, abs(value), float(zp[:, index].abs().max()), float(zn[:, index].abs().max()))
             tol = 8.0 * eps * scale
-            zt = partial_step(zp, tau)
+            zt = partial_step(zp, tau, t_prev)
             best_tau, best_z = tau.clone(), zt.clone()
             best_r = (zt[:, index] - value).abs()
             for _ in range(12):
                 if bool((best_r <= tol).all()):
                     break
                 r = zt[:, index] - value
-                ft = field(zt)[:, index]
+                ft = dyn.vector_field(t_prev + tau, zt)[:, index]
                 safe = torch.where(ft.abs() > 0, ft, torch.ones_like(ft))
                 tau = torch.clamp(tau - torch.where(ft.abs() > 0, r / safe, torch.zeros_like(r)), 0.0, dt)
-                zt = partial_step(zp, tau)
+                zt = partial_step(zp, tau, t_prev)
                 rn = (zt[:, index] - value).abs()
                 better = rn < best_r
                 best_tau = torch.where(better, tau, best_tau)
@@ -235,7 +235,7 @@ def poincare_section(
         with torch.no_grad():
             s_prev = z[:, index] - value
             for k in range(1, n_steps + 1):
-                zn = step(z)
+                zn = step(t0 + (k - 1) * dt, z)
                 if k % 100 == 0 or k == n_steps:
                     if not bool(torch.isfinite(zn).all()):
                         raise NonFiniteError(
@@ -245,7 +245,7 @@ def poincare_section(
                 s_new = zn[:, index] - value
                 m = _crossed(s_prev, s_new, direction)
                 if bool(m.any()):
-                    tc, zc = locate(z[m], zn[m], (k - 1) * dt)
+                    tc, zc = locate(z[m], zn[m], t0 + (k - 1) * dt)
                     found_t.append(tc)
                     found_z.append(zc)
                     found_b.append(rows[m])
@@ -268,7 +268,7 @@ def poincare_section(
 
             th = _bisect(coord, s0)
             w = _lagrange_weights(nodes, th)
-            found_t.append((j - 1 + th) * dt)
+            found_t.append(t0 + (j - 1 + th) * dt)
             found_z.append((w[:, :, None] * states).sum(1))
             found_b.append(rows[mask])
 
@@ -276,7 +276,7 @@ def poincare_section(
             hist.append(z)
             s_prev = z[:, index] - value
             for k in range(1, n_steps + 1):
-                zn = step(z)
+                zn = step(t0 + (k - 1) * dt, z)
                 if not bool(torch.isfinite(zn).all()):
                     raise NonFiniteError(
                         f"poincare_section: the state became NaN or infinite at step {k} (t={k * dt:g})"

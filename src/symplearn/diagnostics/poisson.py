@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from .._errors import NonFiniteError, SymplearnError
+from ..dynamics import Dynamics, FlowMap, HamiltonianDynamics
 from ..geometry import apply_J
 from ._common import check_states, dynamics_dim
 
@@ -74,15 +75,14 @@ def bracket_with_energy(
             value per state; ``hamiltonian`` is a dynamics without energy.
     """
     dim = None
-    if not callable(hamiltonian) or hasattr(hamiltonian, "vector_field"):
-        H = getattr(hamiltonian, "hamiltonian", None)
-        if not callable(H) or not getattr(hamiltonian, "has_energy", False):
-            raise SymplearnError(
-                f"hamiltonian must be a callable (..., 2n) -> (...) or a dynamics with an energy, got "
-                f"{type(hamiltonian).__name__} (has_energy is False)"
-            )
+    if isinstance(hamiltonian, HamiltonianDynamics):
         dim = dynamics_dim(hamiltonian)
-        hamiltonian = H
+        hamiltonian = hamiltonian.hamiltonian
+    elif not callable(hamiltonian) or isinstance(hamiltonian, (Dynamics, FlowMap)):
+        raise SymplearnError(
+            f"hamiltonian must be a callable (..., 2n) -> (...) or a Hamiltonian dynamics (a system "
+            f"or an HNN), got {type(hamiltonian).__name__}, which has no energy"
+        )
     if not callable(f):
         raise SymplearnError(f"f must be a callable observable (..., 2n) -> (...), got {type(f).__name__}")
     z = check_states(points, "points", dim)

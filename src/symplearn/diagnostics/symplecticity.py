@@ -10,47 +10,27 @@ import torch
 from torch import Tensor
 
 from .._errors import SymplearnError
-from ..dynamics import FlowMap
+from ..dynamics import Dynamics, FlowMap
 from ..geometry import batch_jacobian, symplecticity_defect
 from ._common import check_output, check_states, default_tol, fd_jvp
 
 __all__ = ["as_map", "assert_symplectic", "map_symplecticity"]
 
 
-def as_map(step: Any) -> tuple[Callable[[Tensor], Tensor], int | None, str]:
-    """A one-step map ``z -> z'`` from a callable, a FlowMap, or ``(integrator, dynamics, dt)``.
+def as_map(step: Any, t: float = 0.0) -> tuple[Callable[[Tensor], Tensor], int | None, str]:
+    """A one-step map ``z -> z'`` from a :class:`~symplearn.FlowMap` (stepped from time ``t``) or
+    a callable.
 
     Returns:
         ``(fn, dim, description)``; ``dim`` is the phase-space dimension when known.
     """
-    from ..integrators import Integrator
-
     if isinstance(step, FlowMap):
-        return step.step, step.dim, f"{type(step).__name__}.step"
-    if isinstance(step, tuple):
-        if len(step) != 3 or not isinstance(step[0], Integrator):
-            raise SymplearnError(
-                "a step given as a tuple must be (integrator, dynamics, dt), e.g. "
-                "(symplearn.get_integrator('verlet'), system, 0.1); got a tuple of "
-                f"{len(step)} items starting with {type(step[0]).__name__ if step else 'nothing'}"
-            )
-        integ, dyn, dt = step
-        integ.check(dyn)
-        try:
-            dt = float(dt)
-        except (TypeError, ValueError):
-            raise SymplearnError(f"dt in (integrator, dynamics, dt) must be a number, got {dt!r}") from None
-        dim = getattr(dyn, "dim", None)
-
-        def fn(z: Tensor) -> Tensor:
-            return integ.step(dyn, z, dt)
-
-        return fn, dim if isinstance(dim, int) else None, f"{integ.name} step (dt={dt:g})"
-    if callable(step):
+        return (lambda z: step.step(t, z)), step.dim, repr(step)
+    if callable(step) and not isinstance(step, Dynamics):
         return step, None, getattr(step, "__name__", "step")
     raise SymplearnError(
-        f"step must be a callable z -> z', a FlowMap, or a tuple (integrator, dynamics, dt); got "
-        f"{type(step).__name__}"
+        f"step must be a FlowMap (symplearn.discretize(dynamics, integrator, dt), or a SympNet) or a "
+        f"callable z -> z'; got {type(step).__name__}"
     )
 
 
@@ -73,8 +53,8 @@ def map_symplecticity(step: Any, z: Any) -> dict[str, Any]:
     central finite-difference Jacobian instead, and ``method`` says so.
 
     Args:
-        step: a callable ``(B, 2n) -> (B, 2n)`` acting row-wise, a :class:`~symplearn.FlowMap`,
-            or a tuple ``(integrator, dynamics, dt)``.
+        step: a :class:`~symplearn.FlowMap` (``symplearn.discretize(dynamics, integrator, dt)``
+            or a learned flow map) or a callable ``(B, 2n) -> (B, 2n)`` acting row-wise.
         z: ``(B, 2n)`` states (or ``(2n,)`` for one).
 
     Returns:

@@ -24,8 +24,8 @@ from torch import Tensor
 from .. import diagnostics as dg
 from .. import plotting
 from ..data import generate_dataset
-from ..dynamics import FlowMap
-from ..integrators import get_integrator, integrate
+from ..dynamics import discretize
+from ..integrators import integrate, reference_trajectory
 from ..models import build_model
 from ..report import Column, Report, write_run
 from ..systems import get_system
@@ -36,15 +36,6 @@ DESCRIPTION = (
     "pendulum: Euler vs Verlet (Fig. 4), area of a transported square (Fig. 2), "
     "MLP/HNN/LNN/SympNets over a long horizon"
 )
-
-#: model kind -> (integrator used for its rollout, why)
-ROLLOUT_INTEGRATORS = {
-    "mlp": ("rk4", "no structure to preserve; RK4 is the accurate non-symplectic choice"),
-    "hnn": ("implicit-midpoint", "symplectic for any (non-separable) learned H"),
-    "lnn": ("rk4", "the field lives in (q, q_dot), where no canonical symplectic scheme applies"),
-    "sympnet-g": ("own step", "a learned symplectic flow map of step dt"),
-    "sympnet-la": ("own step", "a learned symplectic flow map of step dt"),
-}
 
 
 @dataclass
@@ -116,7 +107,7 @@ def _fig4(cfg: Config, system: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     z0 = torch.tensor([[cfg.fig4_q0, 0.0]], dtype=torch.float64)
     rows, figs, energies, orbits = {}, {}, {}, {}
     for name in ("euler", "verlet"):
-        traj = integrate(system, z0, cfg.fig4_dt, cfg.fig4_steps, get_integrator(name))
+        traj = integrate(discretize(system, name, cfg.fig4_dt), z0, cfg.fig4_steps)
         energy = system.hamiltonian(traj.z)  # (T, 1)
         err = dg.invariant_error(energy, traj.t)
         rows[f"{name} (dt={cfg.fig4_dt:g})"] = {
@@ -148,11 +139,9 @@ def _fig2(cfg: Config, system: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     loop = dg.square_loop(center, cfg.square_side, 64)
     n_steps = round(cfg.square_t / cfg.square_dt)
     tr = dg.transport_loop(
-        system,
+        discretize(system, "gauss-legendre-6", cfg.square_dt),
         loop,
-        cfg.square_dt,
         n_steps,
-        get_integrator("gauss-legendre-6"),
         save_every=max(1, n_steps // 200),
     )
     idx = torch.linspace(0, len(tr.loops) - 1, 5).round().long().tolist()
@@ -205,10 +194,7 @@ def _models(cfg: Config, system: Any, quiet: bool):
     dt = cfg.data_dt
     n_steps = round(cfg.horizon / dt)
     save_every = max(1, n_steps // 1000)
-    sub = 10
-    ref = integrate(
-        system, z0, dt / sub, n_steps * sub, get_integrator("gauss-legendre-6"), save_every=sub * save_every
-    )
+    ref = reference_trajectory(system, z0, dt, n_steps, save_every=save_every)
     rows, curves, fits = {}, {}, {}
     e0 = system.hamiltonian(z0)
     horizons = [h for h in (10.0, 100.0, cfg.horizon) if h <= cfg.horizon]
@@ -216,13 +202,10 @@ def _models(cfg: Config, system: Any, quiet: bool):
     loop_steps = round(cfg.loop_t / dt)
     for kind in cfg.models:
         model = _build(kind, cfg, dt).double()
-        loss = "rollout" if isinstance(model, FlowMap) else "auto"
         log(quiet, f"training {kind} ({cfg.steps} steps)")
         res = fit(
             model,
             ds,
-            grad_clip=1.0 if kind == "lnn" else None,  # the LNN does not train without clipping
-            loss=loss,
             steps=cfg.steps,
             batch_size=cfg.batch_size,
             lr=cfg.lr,
@@ -231,14 +214,15 @@ def _models(cfg: Config, system: Any, quiet: bool):
         )
         model.eval()
         fits[kind] = res
-        integ_name = ROLLOUT_INTEGRATORS.get(kind, ("rk4", ""))[0]
-        integrator = None if integ_name == "own step" else get_integrator(integ_name)
+        # each kind rolls out with the integrator that suits it (its default_integrator): RK4
+        # for the MLP and the LNN (no canonical structure to keep), implicit midpoint for the
+        # HNN (symplectic for any learned H); a SympNet is its own flow map
+        flow = discretize(model, dt=dt)
+        integ_name = getattr(getattr(flow, "integrator", None), "name", "own step")
         t, x, wall = rollout(
-            model,
+            flow,
             to_model_states(model, system, z0),
-            dt,
             n_steps,
-            integrator,
             save_every=save_every,
             desc=f"{kind}: t = {cfg.horizon:g}",
             quiet=quiet,
@@ -247,11 +231,9 @@ def _models(cfg: Config, system: Any, quiet: bool):
         rel = (system.hamiltonian(z) - e0).abs() / e0.abs()
         err = (z - ref.z).norm(dim=-1).mean(-1)  # (T,)
         tr = dg.transport_loop(
-            model,
+            flow,
             to_model_states(model, system, loop0),
-            dt,
             loop_steps,
-            integrator,
             save_every=max(1, loop_steps // 50),
         )
         row = {
@@ -323,7 +305,9 @@ def run(config: Config, out: str | Path) -> Report:
         f"**Trained models.** Data: {cfg.n_traj} trajectories (energies {cfg.energy_range}, 20 % held "
         f"out) of {cfg.data_steps} steps of {cfg.data_dt:g}, exact derivatives. MLP and HNN match slopes, "
         "the LNN matches accelerations, SympNets match one-step maps. Rollout integrators: "
-        + "; ".join(f"{k}: {v[0]} ({v[1]})" for k, v in ROLLOUT_INTEGRATORS.items() if k in cfg.models)
+        + "; ".join(f"{k}: {r['integrator']}" for k, r in rows.items() if "integrator" in r)
+        + " (each kind's own default: RK4 where there is no canonical structure to keep, implicit "
+        "midpoint for a learned H, a SympNet's own step)"
         + f". Each model is rolled out at dt = {cfg.data_dt:g} from {cfg.n_rollout} held-out initial "
         "states; energies are the true H along the model's trajectory (the LNN's through the true "
         "Legendre map p = dL/dq_dot); state errors are mean distances to the exact trajectory. The area "
@@ -342,7 +326,7 @@ def run(config: Config, out: str | Path) -> Report:
             "square": square,
             "quick": cfg.quick,
             "fits": {k: v.metrics() for k, v in fits.items()},
-            "rollout_integrators": {k: v[0] for k, v in ROLLOUT_INTEGRATORS.items()},
+            "rollout_integrators": {k: r["integrator"] for k, r in rows.items() if "integrator" in r},
         },
     )
     write_run(out, cfg, report, wall_time_s=time.perf_counter() - start)

@@ -26,9 +26,8 @@ from torch import Tensor
 from .. import diagnostics as dg
 from .. import plotting
 from .._errors import SymplearnError
-from ..dynamics import Dynamics
+from ..dynamics import SeparableHamiltonian, discretize
 from ..geometry import divergence
-from ..integrators import get_integrator
 from ..models import HNN, MLPField
 from ..report import Column, Report, write_run
 from ..systems import get_system
@@ -125,19 +124,17 @@ class Config:
         return cfg
 
 
-class PaperSpring(Dynamics):
+class PaperSpring(SeparableHamiltonian):
     """The spring of the HNN paper: ``H = q^2 + p^2`` (so ``dq/dt = 2p``, ``dp/dt = -2q``,
     angular frequency 2, period pi)."""
 
     name = "hnn-paper-spring"
     n_dof = 1
-    has_energy = True
-    separable = True
 
     def hamiltonian(self, z: Tensor) -> Tensor:
         return (z**2).sum(-1)
 
-    def vector_field(self, z: Tensor) -> Tensor:
+    def vector_field(self, t, z: Tensor) -> Tensor:
         return torch.stack([2 * z[..., 1], -2 * z[..., 0]], -1)
 
     def grad_T(self, p: Tensor) -> Tensor:
@@ -169,7 +166,7 @@ def _training_data(cfg: Config, system: Any) -> TrainingData:
         z0 = system.sample(cfg.n_traj, energy_range=(0.05, 1.25), seed=cfg.seed)
     t = cfg.traj_dt * torch.arange(cfg.traj_steps + 1, dtype=torch.float64)
     clean = system.exact_solution(z0, t)  # (T, K, 2)
-    dzdt = system.vector_field(clean)  # exact slopes at the clean states
+    dzdt = system.vector_field(t[:, None], clean)  # exact slopes at the clean states
     z = clean
     if cfg.noise_std > 0:
         z = z + cfg.noise_std * torch.randn(z.shape, generator=gen, dtype=z.dtype)
@@ -226,12 +223,11 @@ def _evaluate(
     n_steps = cfg.periods * cfg.steps_per_period
     save_every = max(1, cfg.steps_per_period // 50)
     dtype = _dtype(dynamics)
+    flow = discretize(dynamics, integrator, dt)
     t, z, wall = rollout(
-        dynamics,
+        flow,
         z0.to(dtype),
-        dt,
         n_steps,
-        integrator,
         save_every=save_every,
         desc=f"{name}: {cfg.periods} periods",
         quiet=cfg.quiet,
@@ -239,11 +235,9 @@ def _evaluate(
     zr = z.double()  # energies in float64 whatever the model's dtype
     with torch.inference_mode():
         tr = dg.transport_loop(
-            dynamics,
+            flow,
             _loop_states(cfg).to(dtype),
-            dt,
             n_steps,
-            get_integrator(integrator),
             save_every=cfg.steps_per_period,  # once a period: each refinement re-integrates from 0
             max_points=512,
             # 128 vertices, refined where an edge exceeds 0.05 (4x the initial edge): measured on
@@ -278,7 +272,7 @@ def _energy_mse(model: Any, system: PaperSpring, cfg: Config) -> float:
     (H(model trajectory) - H(true trajectory))^2, the model integrated accurately (RK4,
     dt = 0.01)."""
     z0 = _paper_states(25, torch.Generator().manual_seed(cfg.seed + 7))
-    t, z, _ = rollout(model, z0.to(_dtype(model)), 0.01, 2000, "rk4")
+    t, z, _ = rollout(discretize(model, "rk4", 0.01), z0.to(_dtype(model)), 2000)
     e_true = system.hamiltonian(system.exact_solution(z0, t))
     return float(((system.hamiltonian(z.double()) - e_true) ** 2).mean())
 
@@ -360,11 +354,9 @@ def run(config: Config, out: str | Path) -> Report:
     kl = min(4, z0.shape[0])
     for name, dyn in (("true", system), ("hnn", models["hnn"]), ("mlp", models["mlp"])):
         t, z, _ = rollout(
-            dyn,
+            discretize(dyn, "rk4", dt_long),
             z0[:kl].to(_dtype(dyn)),
-            dt_long,
             n_long,
-            "rk4",
             save_every=max(1, cfg.long_steps_per_period // 50),
             desc=f"{name}: {cfg.long_periods} periods",
             quiet=cfg.quiet,
@@ -416,9 +408,9 @@ def _report(cfg, rows, arrays, long, models, system, period, data, fits) -> Repo
         model = _as_float64(models[name])
         loop = dg.circle_loop(torch.zeros(2, dtype=torch.float64), 1.0, 256)
         figures[f"field_{name}.png"] = plotting.vector_field_figure(
-            model.vector_field,
+            lambda z, m=model: m.vector_field(0.0, z),
             ((-1.6, 1.6), (-1.6, 1.6)),
-            divergence_fn=lambda z, m=model: divergence(m.vector_field, z),
+            divergence_fn=lambda z, m=model: divergence(lambda y: m.vector_field(0.0, y), z),
             loop=loop.numpy(),
             title=f"{name.upper()} field and its divergence (loop gap {rows[name]['loop_gap']:.2e})",
         )

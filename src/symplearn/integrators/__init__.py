@@ -1,5 +1,6 @@
 """Integrators: explicit Euler, RK4, symplectic Euler, Verlet, Yoshida, implicit midpoint and
-Gauss-Legendre; and :func:`integrate`, the one entry point for every dynamics."""
+Gauss-Legendre; and :func:`integrate`, the one entry point that advances any flow map
+(``integrate(discretize(dynamics, integrator, dt), z0, n_steps)``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from .._errors import lookup
 from .base import Integrator
 from .explicit import RK4, Euler
 from .implicit import GaussLegendre, ImplicitMidpoint, gauss_legendre_tableau
-from .integrate import Trajectory, integrate
+from .integrate import Trajectory, integrate, reference_trajectory
 from .splitting import SymplecticEuler, Verlet, Yoshida4
 
 #: canonical command-line name -> factory of an integrator instance
@@ -26,7 +27,7 @@ INTEGRATORS: dict[str, Callable[..., Integrator]] = {
 
 
 def get_integrator(name: str, **kwargs) -> Integrator:
-    """Build an integrator from its canonical name (see ``INTEGRATORS``).
+    """Build an integrator from its canonical name (see ``INTEGRATORS``): the CLI/config edge.
 
     Implicit methods accept ``tol`` and ``max_iter``. Unknown names raise an error that lists
     the valid ones.
@@ -48,4 +49,5 @@ __all__ = [
     "gauss_legendre_tableau",
     "get_integrator",
     "integrate",
+    "reference_trajectory",
 ]

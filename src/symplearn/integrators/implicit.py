@@ -51,9 +51,11 @@ class GaussLegendre(Integrator):
 
     Args:
         stages: number of stages s (1 = implicit midpoint, 2 = order 4, 3 = order 6).
-        tol: tolerance on the stage increments, relative to ``1 + max|K|`` of each state (a
-            residual that stalls below ``1e3 * eps`` is also accepted: round-off); ``None`` picks
-            ``50 * eps`` of the state's dtype.
+        tol: tolerance on the change of the stage states ``dt A K`` in one iteration,
+            relative to the size of each state's stage states (a residual that stalls below
+            ``1e3 * eps`` is also accepted: round-off); ``None`` picks ``50 * eps`` of the
+            state's dtype. An iteration whose residual grows three times in a row raises
+            :class:`~symplearn.ConvergenceError` (it does not contract: the step is too large).
         max_iter: iteration limit of the fixed-point solve.
     """
 
@@ -76,38 +78,80 @@ class GaussLegendre(Integrator):
     def __repr__(self) -> str:
         return f"GaussLegendre(stages={self.stages})"
 
-    def step(self, dynamics, z: Tensor, dt: float, *, step_index: int = 0) -> Tensor:
+    def step(self, dynamics, t, z: Tensor, dt) -> Tensor:
         s = self.stages
         A = torch.as_tensor(self.A, dtype=z.dtype, device=z.device)
         b = torch.as_tensor(self.b, dtype=z.dtype, device=z.device)
-        tol = self.tol if self.tol is not None else 50.0 * torch.finfo(z.dtype).eps
+        c = torch.as_tensor(self.c, dtype=z.dtype, device=z.device)
+        eps = torch.finfo(z.dtype).eps
+        tol = self.tol if self.tol is not None else 50.0 * eps
         f = dynamics.vector_field
-        f0 = f(z)
+        # stage times t + c_i dt, shaped to broadcast against the stage states (s, ..., 2n)
+        # (the time argument of a field broadcasts against the batch shape z.shape[:-1])
+        if isinstance(dt, Tensor):  # one step per state, (..., 1)
+            t_stage = t + c.reshape(s, *([1] * (dt.ndim - 1))) * dt[..., 0]
+            adt = dt.abs()[..., 0]
+        else:
+            t_stage = t + c.reshape(s, *([1] * (z.ndim - 1))) * dt
+            adt = abs(dt)
+        if z.ndim == 0 or z.shape[-1] == 0 or z.numel() == 0:
+            return z.clone()
+        f0 = f(t, z)
         K = f0.unsqueeze(0).expand(s, *f0.shape)  # (s, ..., 2n): explicit-Euler predictor
         residual = previous = math.inf
-        # round-off floor of the fixed-point map: a residual that stops decreasing below it
-        # has converged as far as floating point allows (fields with large terms that cancel)
-        stall = 1e3 * torch.finfo(z.dtype).eps
-        for _ in range(self.max_iter):
+        rising = 0
+        # The residual is the change of the stage states dt * A (K_new - K) in one iteration,
+        # relative to the size of those states (coordinates near 6e4 -- a double pendulum
+        # rotated 10^4 times -- carry round-off of 6e4 eps that no iteration can remove, and
+        # a state of size 1e-14 must converge relative to itself, not to 1).
+        tiny = torch.finfo(z.dtype).tiny
+        zabs = z.detach().abs().amax(dim=-1)
+        for it in range(self.max_iter):
             Z = z.unsqueeze(0) + dt * torch.einsum("ij,j...->i...", A, K)
-            K_new = f(Z)
-            delta = (K_new - K).detach().abs()
-            # relative to the size of each state's stage derivatives (at least 1)
-            scale = 1.0 + K_new.detach().abs().amax(dim=-1, keepdim=True)
-            residual = float((delta / scale).max())
+            K_new = f(t_stage, Z)
+            with torch.no_grad():
+                change = (adt * (K_new - K).detach().abs().amax(dim=-1)).amax(dim=0)  # (batch)
+                scale = torch.maximum(Z.detach().abs().amax(dim=-1).amax(dim=0), zabs)
+                scale = torch.maximum(scale, (adt * K_new.detach().abs().amax(dim=-1)).amax(dim=0))
+                residual = float((change / (scale + tiny)).max()) if change.numel() else 0.0
             K = K_new
             if not math.isfinite(residual):
                 break
-            if residual <= tol or (residual <= stall and residual >= previous):
+            # converged; or stalled at the round-off floor (fields with large terms that cancel)
+            if residual <= tol or (residual <= 1e3 * eps and residual >= previous):
                 return z + dt * torch.einsum("j,j...->...", b, K)
+            # a fixed-point iteration that does not contract (h L ||A|| >= 1) never converges:
+            # stop at once rather than return or iterate on a diverging sequence
+            rising = rising + 1 if residual >= previous else 0
+            if rising >= 3:
+                raise ConvergenceError(
+                    f"{self.name}: the stage iteration diverges at t={_fmt(t)} (dt={_fmt(dt)}, relative "
+                    f"residual {residual:.3g} grew for {rising} iterations, iteration {it + 1}); the "
+                    f"step is too large for this field: try a smaller dt"
+                )
             previous = residual
         raise ConvergenceError(
-            f"{self.name}: the stage equations did not converge at step {step_index} "
-            f"(dt={dt:g}, residual {residual:.3g} > tol {tol:.3g} after {self.max_iter} "
-            f"iterations); try a smaller dt or a larger max_iter"
+            f"{self.name}: the stage equations did not converge at t={_fmt(t)} (dt={_fmt(dt)}, relative "
+            f"residual {residual:.3g} > tol {tol:.3g} after {self.max_iter} iterations); try a smaller "
+            f"dt or a larger max_iter"
         )
 
 
-def ImplicitMidpoint(**kwargs) -> GaussLegendre:
-    """The implicit midpoint rule ``z' = z + h f((z + z')/2)``: one-stage Gauss-Legendre, order 2."""
-    return GaussLegendre(1, **kwargs)
+def _fmt(x) -> str:
+    if isinstance(x, Tensor):
+        return f"{float(x.min()):g}" + ("" if x.numel() == 1 else f"..{float(x.max()):g}")
+    return f"{x:g}"
+
+
+class ImplicitMidpoint(GaussLegendre):
+    """The implicit midpoint rule ``z' = z + h f((z + z')/2)``: one-stage Gauss-Legendre, order 2.
+
+    Args:
+        tol, max_iter: as for :class:`GaussLegendre`.
+    """
+
+    def __init__(self, *, tol: float | None = None, max_iter: int = 100):
+        super().__init__(1, tol=tol, max_iter=max_iter)
+
+    def __repr__(self) -> str:
+        return "ImplicitMidpoint()"

@@ -1,16 +1,16 @@
-"""The one entry point that integrates any dynamics, true or learned, from a batch of states."""
+"""The one entry point that advances any flow map, true or learned, from a batch of states."""
 
 from __future__ import annotations
 
-import math
+import numbers
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from .._errors import NonFiniteError, SymplearnError
+from .._progress import Progress
 from ..dynamics import FlowMap
-from .base import Integrator
 
 
 class Trajectory(NamedTuple):
@@ -25,111 +25,143 @@ class Trajectory(NamedTuple):
     z: Tensor
 
 
-def _check_state(z0: Tensor, dim: int | None) -> None:
+def check_state(z0, dim: int | None, name: str = "z0") -> None:
+    """Raise a clear error unless ``z0`` is a finite floating tensor ``(..., 2n)`` (``2n = dim``)."""
     if not isinstance(z0, Tensor):
-        raise SymplearnError(f"z0 must be a torch.Tensor of shape (..., 2n), got {type(z0).__name__}")
-    if z0.ndim == 0 or z0.shape[-1] % 2:
+        raise SymplearnError(f"{name} must be a torch.Tensor of shape (..., 2n), got {type(z0).__name__}")
+    if not z0.is_floating_point():
         raise SymplearnError(
-            f"z0 must have shape (..., 2n) with an even last dimension (q's then p's), "
+            f"{name} must be a floating-point tensor (float32 or float64), got {z0.dtype}; "
+            f"e.g. {name}.double()"
+        )
+    if z0.ndim == 0 or z0.shape[-1] % 2 or z0.shape[-1] == 0:
+        raise SymplearnError(
+            f"{name} must have shape (..., 2n) with an even last dimension (q's then p's), "
             f"got shape {tuple(z0.shape)}"
         )
     if dim is not None and z0.shape[-1] != dim:
         raise SymplearnError(
-            f"z0 has {z0.shape[-1]} coordinates per state but the dynamics' phase space has {dim} "
+            f"{name} has {z0.shape[-1]} coordinates per state but the dynamics' phase space has {dim} "
             f"(q's then p's)"
         )
     if not bool(torch.isfinite(z0).all()):
-        raise NonFiniteError("z0 contains NaN or infinite values")
+        raise NonFiniteError(f"{name} contains NaN or infinite values")
+
+
+def _count(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise SymplearnError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def integrate(
-    dynamics,
+    flow: FlowMap,
     z0: Tensor,
-    dt: float,
     n_steps: int,
-    integrator: Integrator | None = None,
     *,
     save_every: int = 1,
     t0: float = 0.0,
     check_finite: bool = True,
+    progress: bool = False,
+    desc: str = "integrating",
 ) -> Trajectory:
-    """Integrate ``dynamics`` from a batch of initial states.
+    """Advance a flow map ``n_steps`` times from a batch of initial states.
 
-    Works on any continuous dynamics (``vector_field``; ground-truth system or learned model)
-    with a one-step ``integrator``, and on any discrete flow map (:class:`~symplearn.dynamics.FlowMap`,
-    e.g. a SympNet) with ``integrator=None`` and ``dt`` equal to the map's own step.
-    Differentiable end to end: no ``torch.no_grad`` is applied, so training can backpropagate
-    through a rollout.
+    A continuous dynamics (ground-truth system or learned model) is first paired with an
+    integrator and a step by :func:`symplearn.discretize`; a learned flow map (SympNet) is
+    passed as it is::
+
+        traj = integrate(discretize(system, "verlet", 0.01), z0, 10_000)
+
+    Differentiable end to end (no ``torch.no_grad`` is applied, so training can backpropagate
+    through a rollout); wrap long rollouts in ``torch.inference_mode()``.
 
     Args:
-        dynamics: the dynamics to integrate.
+        flow: the :class:`~symplearn.dynamics.FlowMap` (``step(t, z)``, ``dt``).
         z0: initial states ``(..., 2n)``; any leading batch shape.
-        dt: step size (> 0).
         n_steps: number of steps (> 0).
-        integrator: the one-step method (an instance or a name such as ``"verlet"``); required
-            for continuous dynamics.
-        save_every: keep every k-th state (the initial state is always kept).
-        t0: initial time.
+        save_every: keep every k-th state (the initial and the final state are always kept).
+        t0: initial time (non-autonomous dynamics see ``t0 + k dt``).
         check_finite: raise :class:`~symplearn.NonFiniteError` (naming the step) as soon as a
             saved state is NaN or infinite, instead of propagating it.
+        progress: show progress (a tqdm bar on a terminal, periodic lines otherwise).
+        desc: label of the progress display.
 
     Returns:
-        :class:`Trajectory` with ``t: (T,)`` and ``z: (T, ..., 2n)``, ``T = n_steps // save_every + 1``
-        (plus one if ``n_steps`` is not a multiple of ``save_every``: the final state is always kept).
+        :class:`Trajectory` with ``t: (T,)`` and ``z: (T, ..., 2n)``,
+        ``T = ceil(n_steps / save_every) + 1``.
 
     Raises:
-        SymplearnError: bad arguments (non-positive dt or n_steps, wrong state shape, an
-            integrator that cannot handle this dynamics).
+        SymplearnError: bad arguments (not a flow map, non-positive n_steps, wrong state shape).
         ConvergenceError: an implicit step did not converge.
         NonFiniteError: a state became NaN/inf.
     """
-    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-        raise SymplearnError(f"dt must be a positive finite number, got {dt!r}")
-    if not (isinstance(n_steps, int) and n_steps > 0):
-        raise SymplearnError(f"n_steps must be a positive integer, got {n_steps!r}")
-    if not (isinstance(save_every, int) and save_every > 0):
-        raise SymplearnError(f"save_every must be a positive integer, got {save_every!r}")
-    _check_state(z0, getattr(dynamics, "dim", None))
-    if isinstance(integrator, str):
-        from . import get_integrator
-
-        integrator = get_integrator(integrator)
-
-    if isinstance(dynamics, FlowMap):
-        if integrator is not None:
-            raise SymplearnError(
-                f"{type(dynamics).__name__} is a learned flow map with its own step; "
-                f"pass integrator=None (got {integrator.name!r})"
-            )
-        if not math.isclose(dt, dynamics.dt, rel_tol=1e-9, abs_tol=0.0):
-            raise SymplearnError(f"{type(dynamics).__name__} was built for dt={dynamics.dt:g}; got dt={dt:g}")
-
-        def advance(z, k):
-            return dynamics.step(z)
-    else:
-        if integrator is None:
-            raise SymplearnError("integrate needs an integrator for continuous-time dynamics")
-        if not isinstance(integrator, Integrator):
-            raise SymplearnError(
-                f"integrator must be an Integrator instance (see symplearn.get_integrator), "
-                f"got {type(integrator).__name__}"
-            )
-        integrator.check(dynamics)
-
-        def advance(z, k):
-            return integrator.step(dynamics, z, dt, step_index=k)
-
+    if not isinstance(flow, FlowMap):
+        raise SymplearnError(
+            f"integrate advances a flow map; got {type(flow).__name__}. Pair a continuous dynamics "
+            f"with an integrator first: integrate(symplearn.discretize(dynamics, 'verlet', dt), z0, "
+            f"n_steps)"
+        )
+    n_steps = _count("n_steps", n_steps)
+    save_every = _count("save_every", save_every)
+    check_state(z0, flow.dim)
+    dt = float(flow.dt)
     saved = [z0]
-    times = [t0]
+    times = [float(t0)]
     z = z0
-    for k in range(1, n_steps + 1):
-        z = advance(z, k)
-        if k % save_every == 0 or k == n_steps:
-            if check_finite and not bool(torch.isfinite(z).all()):
-                raise NonFiniteError(
-                    f"the state became NaN or infinite by step {k} (t={t0 + k * dt:g}); try a smaller dt"
-                )
-            saved.append(z)
-            times.append(t0 + k * dt)
+    with Progress(n_steps, desc, enabled=progress) as bar:
+        for k in range(1, n_steps + 1):
+            z = flow.step(t0 + (k - 1) * dt, z)
+            if k % save_every == 0 or k == n_steps:
+                if check_finite and not bool(torch.isfinite(z).all()):
+                    raise NonFiniteError(
+                        f"the state became NaN or infinite by step {k} (t={t0 + k * dt:g}); try a smaller dt"
+                    )
+                saved.append(z)
+                times.append(t0 + k * dt)
+                bar.update(k - bar.n)
     t = torch.tensor(times, dtype=z0.dtype, device=z0.device)
     return Trajectory(t, torch.stack(saved, 0))
+
+
+def reference_trajectory(
+    dynamics,
+    z0: Tensor,
+    dt: float,
+    n_steps: int,
+    *,
+    substeps: int = 10,
+    integrator=None,
+    save_every: int = 1,
+    progress: bool = False,
+) -> Trajectory:
+    """An accurate reference trajectory: Gauss-Legendre 6 (order 6, symplectic, any H) with
+    ``substeps`` internal steps per step ``dt``, in float64 whatever the dtype of ``z0``.
+
+    The one reference-solution path of the library (data sets, rollout errors, experiments).
+
+    Args:
+        dynamics: a continuous dynamics (system or model).
+        z0: ``(..., 2n)`` initial states.
+        dt: the spacing of the returned states (times ``k dt``).
+        n_steps: number of steps of size ``dt``.
+        substeps: internal steps per ``dt``.
+        integrator: another reference integrator (instance or name) instead of Gauss-Legendre 6.
+        save_every: keep every k-th state of spacing ``dt``.
+        progress: show progress.
+
+    Returns:
+        :class:`Trajectory` in float64, ``t: (T,)``, ``z: (T, ..., 2n)``.
+    """
+    from ..dynamics import discretize
+
+    substeps = _count("substeps", substeps)
+    flow = discretize(dynamics, integrator or "gauss-legendre-6", float(dt) / substeps)
+    return integrate(
+        flow,
+        z0.to(torch.float64),
+        _count("n_steps", n_steps) * substeps,
+        save_every=_count("save_every", save_every) * substeps,
+        progress=progress,
+        desc="reference",
+    )

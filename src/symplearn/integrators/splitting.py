@@ -23,7 +23,7 @@ class SymplecticEuler(Integrator):
     symplectic = True
     requires_separable = True
 
-    def step(self, dynamics, z: Tensor, dt: float, *, step_index: int = 0) -> Tensor:
+    def step(self, dynamics, t, z: Tensor, dt) -> Tensor:
         q, p = split(z)
         p = p - dt * dynamics.grad_V(q)
         q = q + dt * dynamics.grad_T(p)
@@ -50,7 +50,7 @@ class Verlet(Integrator):
     requires_separable = True
     time_reversible = True
 
-    def step(self, dynamics, z: Tensor, dt: float, *, step_index: int = 0) -> Tensor:
+    def step(self, dynamics, t, z: Tensor, dt) -> Tensor:
         q, p = _verlet(dynamics, *split(z), dt)
         return join(q, p)
 
@@ -71,7 +71,7 @@ class Yoshida4(Integrator):
     _W1 = 1.0 / (2.0 - 2.0 ** (1.0 / 3.0))
     _W0 = -(2.0 ** (1.0 / 3.0)) * _W1
 
-    def step(self, dynamics, z: Tensor, dt: float, *, step_index: int = 0) -> Tensor:
+    def step(self, dynamics, t, z: Tensor, dt) -> Tensor:
         q, p = split(z)
         for w in (self._W1, self._W0, self._W1):
             q, p = _verlet(dynamics, q, p, w * dt)

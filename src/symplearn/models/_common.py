@@ -38,12 +38,17 @@ class ModelMixin:
 
     Every model stores ``self.config``: its constructor arguments plus ``"kind"`` (its name in
     :data:`symplearn.models.MODELS`), all JSON-able, so that ``build_model(**model.config)``
-    rebuilds the same architecture.
+    rebuilds the same architecture. Each kind declares its own training defaults
+    (``default_loss``, ``default_grad_clip``) beside the dynamics' ``state_kind`` and
+    ``default_integrator``.
     """
 
     kind: str
     config: dict[str, Any]
-    state_kind: str = "canonical"
+    #: the training loss ``fit(loss="auto")`` uses for this kind
+    default_loss: str = "derivative"
+    #: the gradient-norm clip ``fit(grad_clip=None)`` uses for this kind (None: no clipping)
+    default_grad_clip: float | None = None
 
     def _set_config(self, **kwargs: Any) -> None:
         self.config = {"kind": self.kind, **kwargs}

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..dynamics import Dynamics, join, split
+from ..dynamics import HamiltonianDynamics, SeparableHamiltonian, join, split
 from ..geometry import apply_J
 from ._common import ModelMixin, ScalarMLP, check_int
 from .activations import get_activation
 
 
-class HNN(ModelMixin, nn.Module, Dynamics):
+class HNN(ModelMixin, nn.Module, HamiltonianDynamics):
     """Hamiltonian neural network (Greydanus et al. 2019): ``dz/dt = J grad H_theta(z)``.
 
     ``H_theta`` is an MLP ``R^2n -> R``. Its input gradient is computed in closed form (see
@@ -32,7 +32,6 @@ class HNN(ModelMixin, nn.Module, Dynamics):
     """
 
     kind = "hnn"
-    has_energy = True
 
     def __init__(self, n_dof: int, width: int = 64, depth: int = 2, activation: str = "tanh"):
         super().__init__()
@@ -53,16 +52,18 @@ class HNN(ModelMixin, nn.Module, Dynamics):
         self._check_state(z)
         return self.energy_net.gradient(z)
 
-    def vector_field(self, z: Tensor) -> Tensor:
-        """``J grad H_theta(z) = (dH/dp, -dH/dq)``. Args: z: ``(..., 2n)``. Returns: ``(..., 2n)``."""
+    def vector_field(self, t, z: Tensor) -> Tensor:
+        """``J grad H_theta(z) = (dH/dp, -dH/dq)`` (autonomous).
+
+        Args: z: ``(..., 2n)``. Returns: ``(..., 2n)``."""
         return apply_J(self.grad_hamiltonian(z))
 
-    def forward(self, z: Tensor) -> Tensor:
-        """Same as :meth:`vector_field`."""
-        return self.vector_field(z)
+    def forward(self, t, z: Tensor) -> Tensor:
+        """Same as :meth:`vector_field` (so the model is a ``func(t, y)`` for ODE solvers)."""
+        return self.vector_field(t, z)
 
 
-class SeparableHNN(ModelMixin, nn.Module, Dynamics):
+class SeparableHNN(ModelMixin, nn.Module, SeparableHamiltonian):
     """HNN with a separable energy ``H_theta(q, p) = T_theta(p) + V_theta(q)``.
 
     Two scalar MLPs ``R^n -> R``; separable, so explicit symplectic integrators (symplectic
@@ -79,8 +80,6 @@ class SeparableHNN(ModelMixin, nn.Module, Dynamics):
     """
 
     kind = "hnn-separable"
-    has_energy = True
-    separable = True
 
     def __init__(self, n_dof: int, width: int = 64, depth: int = 2, activation: str = "tanh"):
         super().__init__()
@@ -114,15 +113,15 @@ class SeparableHNN(ModelMixin, nn.Module, Dynamics):
         """``dV_theta/dq`` (closed form). Args: q: ``(..., n)``. Returns: ``(..., n)``."""
         return self.potential_net.gradient(q)
 
-    def vector_field(self, z: Tensor) -> Tensor:
-        """``(dT/dp, -dV/dq)``. Args: z: ``(..., 2n)``. Returns: ``(..., 2n)``."""
+    def vector_field(self, t, z: Tensor) -> Tensor:
+        """``(dT/dp, -dV/dq)`` (autonomous). Args: z: ``(..., 2n)``. Returns: ``(..., 2n)``."""
         self._check_state(z)
         q, p = split(z)
         return join(self.grad_T(p), -self.grad_V(q))
 
-    def forward(self, z: Tensor) -> Tensor:
-        """Same as :meth:`vector_field`."""
-        return self.vector_field(z)
+    def forward(self, t, z: Tensor) -> Tensor:
+        """Same as :meth:`vector_field` (so the model is a ``func(t, y)`` for ODE solvers)."""
+        return self.vector_field(t, z)
 
 
 __all__ = ["HNN", "SeparableHNN"]

@@ -214,7 +214,10 @@ class LNN(ModelMixin, nn.Module, Dynamics):
 
     kind = "lnn"
     state_kind = "lagrangian"
-    has_energy = True
+    default_loss = "acceleration"
+    #: the LNN does not train without clipping: the initial d2L/dq_dot2 is ~1e-3, so the first
+    #: accelerations (and losses, ~1e5) are huge
+    default_grad_clip = 1.0
 
     def __init__(
         self,
@@ -270,8 +273,8 @@ class LNN(ModelMixin, nn.Module, Dynamics):
         self._join(q, qdot)  # checks shapes and dtype
         return _euler_lagrange(self.lagrangian_net.gradient, q, qdot, self.regularization, DEFAULT_MAX_COND)
 
-    def vector_field(self, x: Tensor) -> Tensor:
-        """``d/dt (q, q_dot) = (q_dot, q_ddot)``. Args: x: ``(..., 2n)`` Lagrangian states.
+    def vector_field(self, t, x: Tensor) -> Tensor:
+        """``d/dt (q, q_dot) = (q_dot, q_ddot)`` (autonomous). Args: x: ``(..., 2n)`` Lagrangian states.
         Returns: ``(..., 2n)``."""
         self._check_state(x)
         q, qdot = split(x)
@@ -301,9 +304,9 @@ class LNN(ModelMixin, nn.Module, Dynamics):
         """
         return self.energy(x)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Same as :meth:`vector_field`."""
-        return self.vector_field(x)
+    def forward(self, t, x: Tensor) -> Tensor:
+        """Same as :meth:`vector_field` (so the model is a ``func(t, y)`` for ODE solvers)."""
+        return self.vector_field(t, x)
 
     def _join(self, q: Tensor, qdot: Tensor) -> Tensor:
         q, qdot = _check_pair(q, qdot)

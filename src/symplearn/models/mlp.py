@@ -27,7 +27,6 @@ class MLPField(ModelMixin, nn.Module, Dynamics):
     """
 
     kind = "mlp"
-    has_energy = False
 
     def __init__(self, n_dof: int, width: int = 64, depth: int = 2, activation: str = "tanh"):
         super().__init__()
@@ -43,14 +42,15 @@ class MLPField(ModelMixin, nn.Module, Dynamics):
         layers.append(nn.Linear(width, 2 * self.n_dof))
         self.net = nn.Sequential(*layers)
 
-    def vector_field(self, z: Tensor) -> Tensor:
-        """``dz/dt = f_theta(z)``. Args: z: ``(..., 2n)``. Returns: ``(..., 2n)``."""
+    def vector_field(self, t, z: Tensor) -> Tensor:
+        """``dz/dt = f_theta(z)`` (autonomous: ``t`` is ignored). Args: z: ``(..., 2n)``.
+        Returns: ``(..., 2n)``."""
         self._check_state(z)
         return self.net(z)
 
-    def forward(self, z: Tensor) -> Tensor:
-        """Same as :meth:`vector_field`."""
-        return self.vector_field(z)
+    def forward(self, t, z: Tensor) -> Tensor:
+        """Same as :meth:`vector_field` (so the model is a ``func(t, y)`` for ODE solvers)."""
+        return self.vector_field(t, z)
 
 
 class _ActModule(nn.Module):

@@ -140,7 +140,7 @@ class _SympNet(ModelMixin, nn.Module, FlowMap):
     """A composition of shears (``self.blocks``, applied in order): a symplectic flow map for
     the time step ``dt``."""
 
-    has_energy = False
+    default_loss = "rollout"
 
     def __init__(self, n_dof: int, dt: float):
         super().__init__()
@@ -148,8 +148,10 @@ class _SympNet(ModelMixin, nn.Module, FlowMap):
         self.dt = check_float("dt", dt, positive=True)
         self.blocks = nn.ModuleList()
 
-    def step(self, z: Tensor) -> Tensor:
-        """One step ``Phi_theta(z)`` of size :attr:`dt`. Args: z: ``(..., 2n)``. Returns: ``(..., 2n)``."""
+    def step(self, t, z: Tensor) -> Tensor:
+        """One step ``Phi_theta(z)`` of size :attr:`dt` (autonomous: ``t`` is ignored).
+
+        Args: z: ``(..., 2n)``. Returns: ``(..., 2n)``."""
         self._check_state(z)
         q, p = split(z)
         for block in self.blocks:
@@ -167,9 +169,9 @@ class _SympNet(ModelMixin, nn.Module, FlowMap):
             q, p = block.inverse(q, p)
         return join(q, p)
 
-    def forward(self, z: Tensor) -> Tensor:
+    def forward(self, t, z: Tensor) -> Tensor:
         """Same as :meth:`step`."""
-        return self.step(z)
+        return self.step(t, z)
 
 
 class LASympNet(_SympNet):

@@ -9,14 +9,16 @@ import torch
 from torch import Tensor
 
 from .._errors import SymplearnError, check_names
-from ..dynamics import Dynamics, split
+from ..dynamics import HamiltonianDynamics, split
 from ..geometry import symplectic_gradient
 
 
-class System(Dynamics):
+class System(HamiltonianDynamics):
     """A ground-truth Hamiltonian system.
 
-    Subclasses declare ``name`` (command-line name), ``n_dof``, ``PARAMS`` (parameter names as in
+    Separable systems also derive from :class:`~symplearn.dynamics.SeparableHamiltonian`
+    (``class Pendulum(System, SeparableHamiltonian)``). Subclasses declare ``name``
+    (command-line name), ``n_dof``, ``PARAMS`` (parameter names as in
     the formulas, with defaults), ``ENERGY_RANGE`` (default sampling range) and ``Q_BOX`` (the
     box ``[-Q_BOX, Q_BOX]^n`` that positions are sampled from), and implement
     :meth:`hamiltonian`. They override :meth:`vector_field` with the analytic field, and
@@ -28,7 +30,6 @@ class System(Dynamics):
 
     name: str = "system"
     n_dof: int = 1
-    has_energy = True
     has_lagrangian: bool = False
     has_exact_solution: bool = False
     PARAMS: dict[str, float] = {}
@@ -59,8 +60,8 @@ class System(Dynamics):
         return f"{type(self).__name__}({args})"
 
     # -- the dynamics ---------------------------------------------------------------------
-    def vector_field(self, z: Tensor) -> Tensor:
-        """``J grad H(z)``; subclasses give the analytic form. ``(..., 2n) -> (..., 2n)``."""
+    def vector_field(self, t, z: Tensor) -> Tensor:
+        """``J grad H(z)`` (autonomous); subclasses give the analytic form. ``(..., 2n) -> (..., 2n)``."""
         # keep the graph when gradients are on, so integrators can be differentiated through it
         return symplectic_gradient(self.hamiltonian, z, create_graph=torch.is_grad_enabled())
 

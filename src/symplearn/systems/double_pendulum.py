@@ -40,7 +40,6 @@ class DoublePendulum(System):
 
     name = "double-pendulum"
     n_dof = 2
-    separable = False
     has_lagrangian = True
     PARAMS = {"m1": 1.0, "m2": 1.0, "l1": 1.0, "l2": 1.0, "g": 9.81}
 
@@ -99,7 +98,7 @@ class DoublePendulum(System):
         p1, p2 = p[..., 0], p[..., 1]
         return torch.stack([A * p1 + B * p2, B * p1 + C * p2], -1)
 
-    def vector_field(self, z: Tensor) -> Tensor:
+    def vector_field(self, t, z: Tensor) -> Tensor:
         q, p = split(z)
         m1, m2, l1, l2, g = self.m1, self.m2, self.l1, self.l2, self.g
         D = q[..., 0] - q[..., 1]

@@ -8,13 +8,13 @@ import torch
 from torch import Tensor
 
 from .._errors import SymplearnError
-from ..dynamics import join, split
+from ..dynamics import SeparableHamiltonian, join, split
 from .base import System
 
 SQRT3 = math.sqrt(3.0)
 
 
-class HenonHeiles(System):
+class HenonHeiles(System, SeparableHamiltonian):
     """Henon-Heiles, ``q = (x, y)``, ``p = (p_x, p_y)``, coupling strength ``lam`` (lambda):
 
         H = (p_x^2 + p_y^2) / 2 + (x^2 + y^2) / 2 + lam (x^2 y - y^3 / 3),
@@ -35,7 +35,6 @@ class HenonHeiles(System):
 
     name = "henon-heiles"
     n_dof = 2
-    separable = True
     has_lagrangian = True
     PARAMS = {"lam": 1.0}
 
@@ -96,7 +95,7 @@ class HenonHeiles(System):
         q, p = split(z)
         return 0.5 * (p**2).sum(-1) + self.potential(q)
 
-    def vector_field(self, z: Tensor) -> Tensor:
+    def vector_field(self, t, z: Tensor) -> Tensor:
         q, p = split(z)
         return join(p, -self.grad_V(q))
 

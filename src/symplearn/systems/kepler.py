@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from .._errors import ConvergenceError, SymplearnError
-from ..dynamics import join, split
+from ..dynamics import SeparableHamiltonian, join, split
 from .base import System, _check_count, seeded_generator
 
 TWO_PI = 2.0 * math.pi
@@ -160,7 +160,7 @@ def _check_k(system: System) -> None:
 
 
 # -- the systems ------------------------------------------------------------------------------
-class Kepler(System):
+class Kepler(System, SeparableHamiltonian):
     """Planar Kepler problem in Cartesian coordinates, ``q = (x, y)``, ``p = (p_x, p_y)``:
 
         H = |p|^2 / 2 - k / |q|,      L = |q_dot|^2 / 2 + k / |q|.
@@ -180,7 +180,6 @@ class Kepler(System):
 
     name = "kepler"
     n_dof = 2
-    separable = True
     has_lagrangian = True
     has_exact_solution = True
     PARAMS = {"k": 1.0}
@@ -198,7 +197,7 @@ class Kepler(System):
         q, p = split(z)
         return 0.5 * (p**2).sum(-1) - self.k / q.norm(dim=-1)
 
-    def vector_field(self, z: Tensor) -> Tensor:
+    def vector_field(self, t, z: Tensor) -> Tensor:
         q, p = split(z)
         return join(p, -self.grad_V(q))
 
@@ -322,7 +321,6 @@ class KeplerPolar(System):
 
     name = "kepler-polar"
     n_dof = 2
-    separable = False
     has_lagrangian = True
     has_exact_solution = True
     PARAMS = {"k": 1.0}
@@ -340,7 +338,7 @@ class KeplerPolar(System):
         r, _, pr, pth = z.unbind(-1)
         return 0.5 * (pr**2 + pth**2 / r**2) - self.k / r
 
-    def vector_field(self, z: Tensor) -> Tensor:
+    def vector_field(self, t, z: Tensor) -> Tensor:
         r, _, pr, pth = z.unbind(-1)
         return torch.stack([pr, pth / r**2, pth**2 / r**3 - self.k / r**2, torch.zeros_like(pth)], -1)
 

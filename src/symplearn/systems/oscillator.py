@@ -6,11 +6,11 @@ import torch
 from torch import Tensor
 
 from .._errors import SymplearnError
-from ..dynamics import join, split
+from ..dynamics import SeparableHamiltonian, join, split
 from .base import System
 
 
-class HarmonicOscillator(System):
+class HarmonicOscillator(System, SeparableHamiltonian):
     """Harmonic oscillator ``H = p^2/2 + omega^2 q^2/2`` (unit mass).
 
     Exact solution ``q(t) = q0 cos(wt) + (p0/w) sin(wt)``, ``p(t) = p0 cos(wt) - w q0 sin(wt)``.
@@ -19,7 +19,6 @@ class HarmonicOscillator(System):
 
     name = "oscillator"
     n_dof = 1
-    separable = True
     has_lagrangian = True
     has_exact_solution = True
     PARAMS = {"omega": 1.0}
@@ -34,7 +33,7 @@ class HarmonicOscillator(System):
         q, p = split(z)
         return (0.5 * p**2 + 0.5 * self.omega**2 * q**2).sum(-1)
 
-    def vector_field(self, z: Tensor) -> Tensor:
+    def vector_field(self, t, z: Tensor) -> Tensor:
         q, p = split(z)
         return join(p, -(self.omega**2) * q)
 

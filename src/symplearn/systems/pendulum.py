@@ -6,11 +6,11 @@ import torch
 from torch import Tensor
 
 from .._errors import SymplearnError
-from ..dynamics import join, split
+from ..dynamics import SeparableHamiltonian, join, split
 from .base import System
 
 
-class Pendulum(System):
+class Pendulum(System, SeparableHamiltonian):
     """Simple pendulum ``H = p^2/2 + (g/L)(1 - cos q)`` (unit mass, time scaled so ``p = q_dot``).
 
     Separable, with ``L = q_dot^2/2 - (g/L)(1 - cos q)``, ``p = q_dot`` and
@@ -21,7 +21,6 @@ class Pendulum(System):
 
     name = "pendulum"
     n_dof = 1
-    separable = True
     has_lagrangian = True
     PARAMS = {"g": 9.81, "L": 1.0}
     ENERGY_RANGE = (1.0, 10.0)
@@ -41,7 +40,7 @@ class Pendulum(System):
         q, p = split(z)
         return (0.5 * p**2 + (self.g / self.L) * (1.0 - torch.cos(q))).sum(-1)
 
-    def vector_field(self, z: Tensor) -> Tensor:
+    def vector_field(self, t, z: Tensor) -> Tensor:
         q, p = split(z)
         return join(p, -(self.g / self.L) * torch.sin(q))
 

@@ -270,10 +270,10 @@ class TrainingData:
         n = self.n_dof
         q = self.z[..., :n]
         if system is not None:
-            zdot = self.dzdt if self.dzdt is not None else system.vector_field(self.z).detach()
+            zdot = self.dzdt if self.dzdt is not None else system.vector_field(0.0, self.z).detach()
 
             def velocity(z: Tensor) -> Tensor:
-                return system.vector_field(z)[..., :n]
+                return system.vector_field(0.0, z)[..., :n]
 
             try:
                 _, qddot = torch.func.jvp(velocity, (self.z,), (zdot,))

@@ -22,7 +22,6 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +31,8 @@ from torch import Tensor
 
 from .._errors import NonFiniteError, SymplearnError
 from .._files import _jsonable
-from ..dynamics import Dynamics, FlowMap
-from ..integrators import Integrator, get_integrator
+from ..dynamics import Dynamics, FlowMap, discretize
+from ..integrators import Integrator
 from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from .data import TrainingData, as_training_data
 from .losses import LOSSES, acceleration_loss, derivative_loss, rollout_loss
@@ -137,7 +136,8 @@ def _examples(loss: str, data: TrainingData, split: str, *, k: int, rollout_kwar
     if len(data._index(split)) == 0:
         return None
     if loss == "rollout":
-        return _Windows(data.states(split), k, partial(rollout_loss, **rollout_kwargs))
+        flow, substeps = rollout_kwargs["flow"], rollout_kwargs["substeps"]
+        return _Windows(data.states(split), k, lambda model, w: rollout_loss(flow, w, substeps=substeps))
     x = data.states(split).reshape(-1, d)
     y = data.derivatives(split).reshape(-1, d)
     if loss == "acceleration":
@@ -226,9 +226,7 @@ def _device(device: Any) -> torch.device:
 
 def _choose_loss(loss: str, model, integrator, lagrangian: bool) -> str:
     if loss == "auto":
-        if isinstance(model, FlowMap) or integrator is not None:
-            return "rollout"
-        return "acceleration" if lagrangian else "derivative"
+        return "rollout" if integrator is not None else model.default_loss
     if loss not in LOSSES:
         raise SymplearnError(f"unknown loss {loss!r}; valid losses: auto, {', '.join(LOSSES)}")
     if isinstance(model, FlowMap) and loss != "rollout":
@@ -258,33 +256,15 @@ def _rollout_setup(model, data: TrainingData, integrator, dt, k: int) -> dict[st
             f"a {k}-step rollout needs trajectories of at least {k + 1} saved times, "
             f"the data has {data.n_times}"
         )
-    if isinstance(model, FlowMap):
-        if integrator is not None:
-            raise SymplearnError(
-                f"{type(model).__name__} is a flow map with its own step; pass integrator=None"
-            )
-        if dt is not None and not math.isclose(dt, model.dt, rel_tol=1e-9):
-            raise SymplearnError(f"{type(model).__name__} was built for dt={model.dt:g}; got dt={dt:g}")
-        h = float(model.dt)
-    else:
-        if integrator is None:
-            integrator = get_integrator("verlet" if model.separable else "implicit-midpoint")
-        elif isinstance(integrator, str):
-            integrator = get_integrator(integrator)
-        elif not isinstance(integrator, Integrator):
-            raise SymplearnError(
-                f"integrator must be a name or an Integrator (see symplearn.get_integrator), "
-                f"got {type(integrator).__name__}"
-            )
-        integrator.check(model)
-        h = float(dt) if dt is not None else data.dt
+    flow = discretize(model, integrator, dt if (dt is not None or isinstance(model, FlowMap)) else data.dt)
+    h = float(flow.dt)
     ratio = data.dt / h
     substeps = round(ratio)
     if substeps < 1 or abs(ratio - substeps) > 1e-6 * ratio:
         raise SymplearnError(
             f"the data's time step {data.dt:g} must be a whole multiple of the model's step {h:g}"
         )
-    return {"dt": h, "integrator": integrator, "substeps": substeps}
+    return {"flow": flow, "substeps": substeps}
 
 
 def _plain(obj: Any) -> Any:
@@ -311,7 +291,7 @@ def fit(
     optimizer: str = "adam",
     weight_decay: float = 0.0,
     schedule: str = "cosine",
-    grad_clip: float | None = None,
+    grad_clip: float | str | None = "auto",
     seed: int = 0,
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
@@ -354,8 +334,9 @@ def fit(
         optimizer: "adam" or "adamw".
         weight_decay: L2 (Adam) or decoupled (AdamW) weight decay.
         schedule: "cosine" or "constant".
-        grad_clip: clip the global gradient norm to this value; ``None`` does not clip. LNNs
-            need it: where a random network's ``d2L/dq_dot2`` is nearly singular the first
+        grad_clip: clip the global gradient norm to this value; ``None`` does not clip;
+            ``"auto"`` uses the model kind's ``default_grad_clip`` (1 for an LNN, none
+            otherwise). LNNs need it: where a random network's ``d2L/dq_dot2`` is nearly singular the first
             accelerations and gradients are huge and throw Adam off (on the oscillator, 300
             steps reach an acceleration loss of 7.0 without clipping, 2e-3 with
             ``grad_clip=1``).
@@ -363,7 +344,8 @@ def fit(
         device: where to train (default: where the model is); the model is moved there.
         dtype: parameter and data dtype (default: the model's); the model is cast to it.
         integrator: integrator (object or name) for rollout losses of continuous models; default
-            Verlet for separable models, implicit midpoint otherwise.
+            the model kind's ``default_integrator`` (Verlet for a separable HNN, implicit
+            midpoint for an HNN); the pair is built by :func:`symplearn.discretize`.
         rollout_k: steps per rollout (1 = one-step loss).
         dt: integrator step of continuous models (default the data's spacing; the spacing must
             be a whole multiple of it). For flow maps, ``None`` or the model's own ``dt``.
@@ -401,6 +383,8 @@ def fit(
     log_every = max(1, steps // 100) if log_every is None else _positive_int("log_every", log_every)
     lr = _positive_float("lr", lr)
     weight_decay = _positive_float("weight_decay", weight_decay, allow_zero=True)
+    if grad_clip == "auto":
+        grad_clip = getattr(model, "default_grad_clip", None)
     if grad_clip is not None:
         grad_clip = _positive_float("grad_clip", grad_clip)
     if dt is not None:
@@ -414,7 +398,7 @@ def fit(
     if resume and checkpoint_dir is None:
         raise SymplearnError("resume=True needs the checkpoint_dir to resume from")
 
-    lagrangian = getattr(model, "state_kind", "canonical") == "lagrangian"
+    lagrangian = model.state_kind == "lagrangian"
     loss = _choose_loss(loss, model, integrator, lagrangian)
 
     # -- place model and data ---------------------------------------------------------------
@@ -460,8 +444,8 @@ def fit(
             "seed": seed,
             "dtype": str(dtype).removeprefix("torch."),
             "rollout_k": rollout_k if loss == "rollout" else None,
-            "dt": rollout_kwargs.get("dt"),
-            "integrator": getattr(rollout_kwargs.get("integrator"), "name", None),
+            "dt": getattr(rollout_kwargs.get("flow"), "dt", None),
+            "integrator": getattr(getattr(rollout_kwargs.get("flow"), "integrator", None), "name", None),
             "data": data.describe(),
             "model": getattr(model, "config", type(model).__name__),
         }

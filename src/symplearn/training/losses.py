@@ -6,7 +6,7 @@ Euclidean norm (summed over coordinates), as in the formulas of the specificatio
 * :func:`acceleration_loss`: ``(1/N) sum_i ||q_ddot_theta(q_i, q_dot_i) - q_ddot_i||^2`` for
   Lagrangian models (LNN), whose state is ``(q, q_dot)``.
 * :func:`rollout_loss`: ``(1/k) sum_{j=1..k} (1/N) sum_i ||Phi^j(z_i) - z_{i+j}||^2`` through a
-  flow map's own step (SympNet) or through any integrator applied to a continuous model
+  flow map: a SympNet's own step, or a continuous model discretised by any integrator
   (e.g. an HNN inside implicit midpoint or, when separable, Verlet). ``k = 1`` is the one-step
   loss; every intermediate state of a k-step rollout is matched.
 """
@@ -37,7 +37,7 @@ def derivative_loss(model, z: Tensor, dzdt: Tensor) -> Tensor:
     Returns:
         Scalar tensor.
     """
-    return _sq_norm_mean(model.vector_field(z) - dzdt)
+    return _sq_norm_mean(model.vector_field(0.0, z) - dzdt)
 
 
 def acceleration_loss(model, x: Tensor, qddot: Tensor) -> Tensor:
@@ -55,58 +55,44 @@ def acceleration_loss(model, x: Tensor, qddot: Tensor) -> Tensor:
         Scalar tensor.
     """
     n = x.shape[-1] // 2
-    return _sq_norm_mean(model.vector_field(x)[..., n:] - qddot)
+    return _sq_norm_mean(model.vector_field(0.0, x)[..., n:] - qddot)
 
 
-def rollout_loss(
-    model, window: Tensor, *, dt: float | None = None, integrator=None, substeps: int = 1
-) -> Tensor:
+def rollout_loss(flow, window: Tensor, *, substeps: int = 1) -> Tensor:
     """k-step rollout matching ``(1/k) sum_{j=1..k} mean_i ||Phi^j(z_i) - z_{i+j}||^2``.
 
-    Differentiable end to end (the same integrator code as inference), so gradients flow
-    through all k steps.
+    Differentiable end to end (the same flow map as inference), so gradients flow through all
+    k steps.
 
     Args:
-        model: a flow map (``step``; then ``integrator`` must be ``None``) or continuous
-            dynamics advanced by ``integrator`` with step ``dt``.
+        flow: a :class:`~symplearn.FlowMap`: a learned flow map (SympNet), or a continuous
+            model paired with an integrator, ``symplearn.discretize(model, integrator, dt)``.
         window: consecutive observed states ``(k + 1, N, 2n)``; ``window[0]`` starts the
             rollout and ``window[1:]`` are the targets.
-        dt: integrator step size (continuous models only).
-        integrator: an :class:`~symplearn.integrators.Integrator` (continuous models only).
-        substeps: model steps per observed step (the data's spacing is ``substeps * dt``).
+        substeps: flow-map steps per observed step (the data's spacing is ``substeps * dt``).
 
     Returns:
         Scalar tensor.
 
     Raises:
-        SymplearnError: a window shorter than 2 states, or a model/integrator mismatch.
+        SymplearnError: a window shorter than 2 states, or not a flow map.
     """
     if window.ndim < 2 or window.shape[0] < 2:
         raise SymplearnError(
             f"a rollout window needs shape (k + 1, ..., 2n) with k >= 1, got {tuple(window.shape)}"
         )
-    if isinstance(model, FlowMap):
-        if integrator is not None:
-            raise SymplearnError(
-                f"{type(model).__name__} is a flow map with its own step; pass integrator=None"
-            )
-
-        def advance(z: Tensor) -> Tensor:
-            return model.step(z)
-    else:
-        if integrator is None or dt is None:
-            raise SymplearnError(
-                "a rollout loss through a continuous model needs an integrator and a step dt"
-            )
-
-        def advance(z: Tensor) -> Tensor:
-            return integrator.step(model, z, dt)
-
+    if not isinstance(flow, FlowMap):
+        raise SymplearnError(
+            f"the rollout loss steps a flow map; got {type(flow).__name__}: pass "
+            f"symplearn.discretize(model, integrator, dt)"
+        )
     z = window[0]
     total = window.new_zeros(())
     k = window.shape[0] - 1
+    t = 0.0  # training windows start anywhere; the models trained this way are autonomous
     for j in range(1, k + 1):
         for _ in range(substeps):
-            z = advance(z)
+            z = flow.step(t, z)
+            t += flow.dt
         total = total + _sq_norm_mean(z - window[j])
     return total / k
