@@ -56,8 +56,8 @@ from scipy.integrate import solve_ivp
 from torch import Tensor
 
 import symplearn
-from symplearn._files import machine_info, write_json, write_text
 from symplearn import discretize
+from symplearn._files import machine_info, write_json, write_text
 from symplearn.integrators import get_integrator, integrate
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

@@ -398,8 +398,9 @@ def test_lyapunov_jvp_and_finite_difference_tangents_agree():
     pend = sl.get_system("pendulum")
     z0 = torch.tensor([[3.0, 0.0], [1.0, 1.0]], dtype=F64)
     kw = dict(renorm_every=5, seed=3)
-    fd = dg.lyapunov_exponent(sl.discretize(pend, sl.get_integrator("verlet"), 0.05), z0, 40)
-    ad = dg.lyapunov_exponent(sl.discretize(pend, sl.get_integrator("verlet"), 0.05), z0, 40, tangent="jvp")
+    flow = sl.discretize(pend, sl.get_integrator("verlet"), 0.05)
+    fd = dg.lyapunov_exponent(flow, z0, 40, **kw)
+    ad = dg.lyapunov_exponent(flow, z0, 40, tangent="jvp", **kw)
     assert fd.method == "finite-difference" and ad.method == "jvp"
     assert torch.allclose(fd.running, ad.running, atol=1e-8)
 

@@ -155,9 +155,9 @@ def test_symmetric_methods_are_time_reversible(name):
     integ = sl.get_integrator(name)
     z0 = sys.sample(8, seed=5)
     z = z0
-    for k in range(200):
+    for _ in range(200):
         z = integ.step(sys, 0.0, z, 0.05)
-    for k in range(200):
+    for _ in range(200):
         z = integ.step(sys, 0.0, z, -0.05)
     assert float((z - z0).abs().max()) < 1e-11
 

@@ -10,8 +10,14 @@ import torch
 from conftest import tol
 
 import symplearn as sl
-from symplearn.geometry import as_state_map
-from symplearn.geometry import batch_jacobian, divergence, gradient, symplectic_gradient, symplecticity_defect
+from symplearn.geometry import (
+    as_state_map,
+    batch_jacobian,
+    divergence,
+    gradient,
+    symplectic_gradient,
+    symplecticity_defect,
+)
 from symplearn.models import (
     HNN,
     LNN,
