@@ -11,7 +11,7 @@ from scipy.integrate import solve_ivp
 
 import symplearn as sl
 from symplearn._errors import NonFiniteError, SymplearnError
-from symplearn.data import Dataset, generate_dataset
+from symplearn.datasets import Dataset, generate_dataset
 from symplearn.geometry import symplectic_gradient
 from symplearn.systems import get_system
 
@@ -151,7 +151,7 @@ def test_save_load_round_trip_is_exact(tmp_path, dtype):
     side = json.loads(path.with_suffix(".json").read_text())
     meta = side["metadata"]
     assert side["format"] == "symplearn-dataset"
-    assert meta["system"] == "double-pendulum" and meta["params"]["m2"] == 0.5
+    assert meta["system"]["name"] == "double-pendulum" and meta["system"]["params"]["m2"] == 0.5
     assert meta["seed"] == 8 and meta["integrator"] == "gauss-legendre-6" and meta["substeps"] == 10
     assert meta["symplearn_version"] == sl.__version__ and meta["noise_std"] == 0.01
     assert back.system().params == system.params

@@ -13,7 +13,7 @@ from safetensors.torch import save as save_safetensors
 
 import symplearn as sl
 from symplearn import __version__
-from symplearn.data import generate_dataset
+from symplearn.datasets import generate_dataset
 from symplearn.modelio import (
     CONFIG_NAME,
     LOSS_FIGURE_NAME,

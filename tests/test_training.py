@@ -13,7 +13,7 @@ import torch
 import torch.optim.optimizer as torch_optimizer
 
 import symplearn as sl
-from symplearn.data import Dataset, generate_dataset
+from symplearn.datasets import Dataset, generate_dataset
 from symplearn.geometry import batch_jacobian, symplecticity_defect
 from symplearn.integrators import get_integrator
 from symplearn.models import HNN, LNN, MLPField, SeparableHNN, build_model

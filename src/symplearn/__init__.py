@@ -5,10 +5,9 @@ State convention everywhere: ``z = (q, p)`` of shape ``(..., 2n)``, positions fi
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from ._errors import ConvergenceError, NonFiniteError, SymplearnError
-from .data import Dataset, generate_dataset
+from ._version import __version__
+from .datasets import Dataset, TrainingData, generate_dataset
 from .dynamics import (
     Dynamics,
     FlowMap,
@@ -44,6 +43,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "Dataset",
+    "TrainingData",
     "fit",
     "generate_dataset",
     "load",

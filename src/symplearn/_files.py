@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 
 
 def _atomic_write(path: str | os.PathLike, data: bytes) -> Path:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
 from ._errors import SymplearnError
+from ._version import __version__
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -208,7 +208,7 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from .data import generate_dataset
+    from .datasets import generate_dataset
     from .integrators import get_integrator
     from .systems import get_system
 
@@ -293,17 +293,14 @@ def cmd_experiment(args) -> int:
 
 
 def _system_from_config(cfg: dict):
-    from .systems import get_system
+    from .datasets import system_from_metadata
 
-    sysc = cfg.get("system")
-    if isinstance(sysc, dict):
-        return get_system(sysc["name"], **sysc.get("params", {}))
-    raise SymplearnError("this model folder does not record the system it was trained on")
+    return system_from_metadata(cfg, where="this model folder's config.json")
 
 
 def cmd_train(args) -> int:
     from . import _files
-    from .data import Dataset, generate_dataset
+    from .datasets import Dataset, generate_dataset, system_metadata
     from .modelio import save_model
     from .models import build_model
     from .systems import get_system
@@ -360,7 +357,7 @@ def cmd_train(args) -> int:
         progress=not args.quiet,
     )
     config = {
-        "system": {"name": system.name, "params": system.params},
+        "system": system_metadata(system),
         "data": {"file": str(args.data) if args.data else None, **ds.metadata},
         "cli": {"threads": torch.get_num_threads(), "seed": args.seed},
     }

@@ -28,9 +28,9 @@ from typing import Any
 
 import torch
 
-from . import __version__
 from ._errors import NonFiniteError, SymplearnError
 from ._files import provenance, read_json, save_figure, staged_folder, write_bytes, write_json
+from ._version import __version__
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from .. import diagnostics as dg
 from .. import plotting
-from ..data import generate_dataset
+from ..datasets import generate_dataset
 from ..dynamics import discretize
 from ..integrators import integrate, reference_trajectory
 from ..models import build_model

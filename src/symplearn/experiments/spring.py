@@ -26,12 +26,13 @@ from torch import Tensor
 from .. import diagnostics as dg
 from .. import plotting
 from .._errors import SymplearnError
+from ..datasets import TrainingData
 from ..dynamics import SeparableHamiltonian, discretize
 from ..geometry import divergence
 from ..models import HNN, MLPField
 from ..report import Column, Report, write_run
 from ..systems import get_system
-from ..training import TrainingData, fit, seed_everything
+from ..training import fit, seed_everything
 from ._common import energy_summary, history_for_plot, log, relative_energy_error, rollout
 
 DESCRIPTION = "HNN vs MLP on the spring H = (q^2 + p^2)/2: energy drift, phase-space area, loop integral"

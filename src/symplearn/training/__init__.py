@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from ..datasets import TrainingData, as_training_data, finite_difference
 from .checkpoint import CHECKPOINT_NAME, checkpoint_path, load_checkpoint, save_checkpoint
-from .data import TrainingData, as_training_data, finite_difference
 from .fit import OPTIMIZERS, SCHEDULES, FitResult, fit, seed_everything
 from .losses import LOSSES, acceleration_loss, derivative_loss, rollout_loss
 

@@ -31,10 +31,10 @@ from torch import Tensor
 
 from .._errors import NonFiniteError, SymplearnError
 from .._files import _jsonable
+from ..datasets import TrainingData, as_training_data
 from ..dynamics import Dynamics, FlowMap, discretize
 from ..integrators import Integrator
 from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
-from .data import TrainingData, as_training_data
 from .losses import LOSSES, acceleration_loss, derivative_loss, rollout_loss
 
 OPTIMIZERS = ("adam", "adamw")
