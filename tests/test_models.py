@@ -401,7 +401,7 @@ def test_build_model_errors_list_the_valid_choices():
         build_model("sympnet-g", n_dof=1)
     with pytest.raises(TypeError):  # what modelio catches to name the folder
         build_model("mlp", n_dof=1, dt=0.1)
-    with pytest.raises(sl.SymplearnError, match="dt must be a finite number > 0"):
+    with pytest.raises(sl.SymplearnError, match="dt must be a positive finite number"):
         build_model("sympnet-la", n_dof=1, dt=0.0)
     with pytest.raises(sl.SymplearnError, match="width must be an integer >= 1"):
         build_model("lnn", n_dof=1, width=0)

@@ -469,7 +469,7 @@ def test_dtype_selection_casts_model_and_data(data):
 def test_progress_lines_when_not_a_terminal_and_quiet(data, capsys):
     fit(build(MLPField), data, steps=20, progress=True)
     err = capsys.readouterr().err
-    assert "[fit] step 20/20 train " in err and " test " in err
+    assert "fit: 20/20 (100%" in err and " train=" in err and " test=" in err
     fit(build(MLPField), data, steps=20, progress=False)
     assert capsys.readouterr().err == ""
 

@@ -16,20 +16,26 @@ class Progress:
     Args:
         total: number of units.
         desc: short label.
+        initial: units already done (a resumed run).
         enabled: ``False`` silences it completely.
         every_s: with no terminal, print a line at most this often (plus the last one).
     """
 
-    def __init__(self, total: int, desc: str = "", *, enabled: bool = True, every_s: float = 5.0):
+    def __init__(
+        self, total: int, desc: str = "", *, enabled: bool = True, every_s: float = 5.0, initial: int = 0
+    ):
         self.total, self.desc, self.enabled, self.every_s = total, desc, enabled, every_s
-        self.n = 0
+        self.n = initial
         self.postfix = ""
+        self._final_printed = False
         self._bar = None
         self._t0 = self._last = time.perf_counter()
         if enabled and sys.stderr.isatty():
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
+            self._bar = tqdm(
+                total=total, initial=initial, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True
+            )
 
     def update(self, n: int = 1, **info: float) -> None:
         """Advance by ``n`` units; ``info`` (e.g. ``loss=...``) is shown beside the count."""
@@ -44,8 +50,10 @@ class Progress:
                 self._bar.set_postfix_str(self.postfix, refresh=False)
             return
         now = time.perf_counter()
-        if now - self._last >= self.every_s or self.n >= self.total:
+        finished = self.n >= self.total and not self._final_printed
+        if now - self._last >= self.every_s or finished:
             self._last = now
+            self._final_printed = self._final_printed or self.n >= self.total
             pct = 100.0 * self.n / max(self.total, 1)
             extra = f" {self.postfix}" if self.postfix else ""
             print(

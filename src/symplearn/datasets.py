@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 import os
 import zipfile
 import zlib
@@ -32,6 +31,7 @@ from torch import Tensor
 
 from ._errors import NonFiniteError, SymplearnError
 from ._files import read_npz, write_json, write_npz
+from ._validate import check_float, check_int, check_positive
 from ._version import __version__
 from .integrators import Integrator, get_integrator, reference_trajectory
 from .systems import System, get_system
@@ -399,19 +399,17 @@ def generate_dataset(
         raise SymplearnError(
             f"system must be a symplearn System or a system name, got {type(system).__name__}"
         )
-    for name, value in (("n_traj", n_traj), ("n_steps", n_steps), ("substeps", substeps)):
-        if isinstance(value, bool) or not (isinstance(value, int) and value > 0):
-            raise SymplearnError(f"{name} must be a positive integer, got {value!r}")
-    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-        raise SymplearnError(f"dt must be a positive finite number, got {dt!r}")
-    if not (isinstance(noise_std, (int, float)) and math.isfinite(noise_std) and noise_std >= 0):
-        raise SymplearnError(f"noise_std must be a finite number >= 0, got {noise_std!r}")
-    if not (isinstance(test_fraction, (int, float)) and 0 <= test_fraction < 1):
+    n_traj = check_int("n_traj", n_traj)
+    n_steps = check_int("n_steps", n_steps)
+    substeps = check_int("substeps", substeps)
+    dt = check_positive("dt", dt)
+    noise_std = check_float("noise_std", noise_std, nonnegative=True)
+    test_fraction = check_float("test_fraction", test_fraction, nonnegative=True)
+    if test_fraction >= 1:
         raise SymplearnError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
     if dtype not in _DTYPES.values():
         raise SymplearnError(f"dtype must be torch.float64 or torch.float32, got {dtype!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise SymplearnError(f"seed must be an integer >= 0, got {seed!r}")
+    seed = check_int("seed", seed, minimum=0)
     if integrator is None:
         integrator = get_integrator(DEFAULT_INTEGRATOR)
     elif isinstance(integrator, str):
@@ -567,10 +565,8 @@ class TrainingData:
                     f"the training data's {name} contains NaN or infinite values "
                     f"(first at time index {time}, trajectory {traj})"
                 )
-        if self.dt is not None and not (
-            isinstance(self.dt, (int, float)) and math.isfinite(self.dt) and self.dt > 0
-        ):
-            raise SymplearnError(f"dt must be a positive number or None, got {self.dt!r}")
+        if self.dt is not None:
+            check_positive("dt", self.dt)
         if self.state_kind not in STATE_KINDS:
             raise SymplearnError(
                 f"state_kind must be one of {', '.join(STATE_KINDS)}, got {self.state_kind!r}"

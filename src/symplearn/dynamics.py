@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import abc
 import math
-import numbers
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from ._errors import SymplearnError
+from ._validate import check_positive
 
 __all__ = [
     "Dynamics",
@@ -165,15 +165,6 @@ def _describe(obj: Any) -> str:
     return repr(name) if isinstance(name, str) else type(obj).__name__
 
 
-def check_dt(dt: Any, name: str = "dt") -> float:
-    """``float(dt)`` for a positive finite real number (Python, numpy or 0-d torch scalar)."""
-    if isinstance(dt, Tensor) and dt.numel() == 1 and not dt.is_complex():
-        dt = float(dt)
-    if isinstance(dt, bool) or not isinstance(dt, numbers.Real) or not (math.isfinite(dt) and dt > 0):
-        raise SymplearnError(f"{name} must be a positive finite number, got {dt!r}")
-    return float(dt)
-
-
 def discretize(dynamics: Any, integrator: Any = None, dt: Any = None) -> FlowMap:
     """The one place that pairs a dynamics with an integrator and a step: returns a flow map.
 
@@ -201,7 +192,7 @@ def discretize(dynamics: Any, integrator: Any = None, dt: Any = None) -> FlowMap
                 f"{_describe(dynamics)} is a flow map with its own step; pass integrator=None "
                 f"(got {getattr(integrator, 'name', integrator)!r})"
             )
-        if dt is not None and not math.isclose(check_dt(dt), float(dynamics.dt), rel_tol=1e-9):
+        if dt is not None and not math.isclose(check_positive("dt", dt), float(dynamics.dt), rel_tol=1e-9):
             raise SymplearnError(
                 f"{_describe(dynamics)} was built for dt={float(dynamics.dt):g}; got dt={float(dt):g} "
                 f"(pass dt=None or the map's own dt)"
@@ -214,7 +205,7 @@ def discretize(dynamics: Any, integrator: Any = None, dt: Any = None) -> FlowMap
         )
     if dt is None:
         raise SymplearnError(f"discretize needs a step dt for the continuous dynamics {_describe(dynamics)}")
-    dt = check_dt(dt)
+    dt = check_positive("dt", dt)
     if integrator is None:
         integrator = dynamics.default_integrator
     if isinstance(integrator, str):

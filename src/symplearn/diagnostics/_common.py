@@ -3,7 +3,6 @@ dynamics, row-wise evaluation in chunks, and tangent (Jacobian-vector) steps."""
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +12,7 @@ import torch
 from torch import Tensor
 
 from .._errors import NonFiniteError, SymplearnError
+from .._validate import check_int, check_positive  # noqa: F401 (the diagnostics import them from here)
 from ..dynamics import FlowMap
 
 #: rows per call when a function is evaluated on many states (keeps memory bounded)
@@ -22,22 +22,6 @@ CHUNK_ROWS = 65536
 def default_tol(dtype: torch.dtype, f64: float = 1e-10, f32: float = 1e-4) -> float:
     """A tolerance keyed by dtype: ``f64`` for float64 (and wider), ``f32`` for float32 and below."""
     return f64 if torch.finfo(dtype).eps < 1e-10 else f32
-
-
-def check_int(name: str, value: Any, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise SymplearnError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_positive(name: str, value: Any) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise SymplearnError(f"{name} must be a positive number, got {value!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise SymplearnError(f"{name} must be a positive finite number, got {value!r}")
-    return v
 
 
 def as_tensor(x: Any, name: str, *, dtype: torch.dtype | None = None) -> Tensor:

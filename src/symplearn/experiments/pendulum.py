@@ -228,7 +228,7 @@ def _models(cfg: Config, system: Any, quiet: bool):
             quiet=quiet,
         )
         z = to_canonical_states(model, system, x)
-        rel = (system.hamiltonian(z) - e0).abs() / e0.abs()
+        rel = dg.energy_error(system, z, t=t).errors
         err = (z - ref.z).norm(dim=-1).mean(-1)  # (T,)
         tr = dg.transport_loop(
             flow,

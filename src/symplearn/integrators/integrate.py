@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import torch
@@ -10,6 +9,7 @@ from torch import Tensor
 
 from .._errors import NonFiniteError, SymplearnError
 from .._progress import Progress
+from .._validate import check_int
 from ..dynamics import FlowMap
 
 
@@ -46,12 +46,6 @@ def check_state(z0, dim: int | None, name: str = "z0") -> None:
         )
     if not bool(torch.isfinite(z0).all()):
         raise NonFiniteError(f"{name} contains NaN or infinite values")
-
-
-def _count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise SymplearnError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def integrate(
@@ -102,8 +96,8 @@ def integrate(
             f"with an integrator first: integrate(symplearn.discretize(dynamics, 'verlet', dt), z0, "
             f"n_steps)"
         )
-    n_steps = _count("n_steps", n_steps)
-    save_every = _count("save_every", save_every)
+    n_steps = check_int("n_steps", n_steps)
+    save_every = check_int("save_every", save_every)
     check_state(z0, flow.dim)
     dt = float(flow.dt)
     saved = [z0]
@@ -155,13 +149,13 @@ def reference_trajectory(
     """
     from ..dynamics import discretize
 
-    substeps = _count("substeps", substeps)
+    substeps = check_int("substeps", substeps)
     flow = discretize(dynamics, integrator or "gauss-legendre-6", float(dt) / substeps)
     return integrate(
         flow,
         z0.to(torch.float64),
-        _count("n_steps", n_steps) * substeps,
-        save_every=_count("save_every", save_every) * substeps,
+        check_int("n_steps", n_steps) * substeps,
+        save_every=check_int("save_every", save_every) * substeps,
         progress=progress,
         desc="reference",
     )

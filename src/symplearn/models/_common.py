@@ -3,7 +3,6 @@ a scalar network with a closed-form input gradient."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -11,26 +10,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._errors import SymplearnError
+from .._validate import check_float, check_int  # noqa: F401 (the models import them from here)
 from .activations import Activation
-
-
-def check_int(name: str, value: Any, *, minimum: int = 1) -> int:
-    """Return ``value`` if it is an integer ``>= minimum``, else raise a SymplearnError."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SymplearnError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_float(name: str, value: Any, *, positive: bool = False, nonnegative: bool = False) -> float:
-    """Return ``float(value)`` if finite (and > 0 / >= 0 when asked), else raise a SymplearnError."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise SymplearnError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(v) or (positive and v <= 0) or (nonnegative and v < 0):
-        want = "> 0" if positive else ">= 0" if nonnegative else "finite"
-        raise SymplearnError(f"{name} must be a finite number {want}, got {value!r}")
-    return v
 
 
 class ModelMixin:

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from .._errors import SymplearnError, check_names
+from .._validate import check_int
 from ..dynamics import HamiltonianDynamics, split
 from ..geometry import symplectic_gradient
 
@@ -125,7 +126,7 @@ class System(HamiltonianDynamics):
             SymplearnError: ``n`` not a positive integer, a seed that is not an integer in
                 ``[0, 2^63)``, an invalid or unreachable energy range.
         """
-        n = _check_count(n)
+        n = check_int("the number of states", n)
         lo, hi = self._energy_range(energy_range)
         gen = seeded_generator(seed)
         d = self.n_dof
@@ -174,12 +175,6 @@ def seeded_generator(seed) -> torch.Generator:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**63:
         raise SymplearnError(f"seed must be an integer in [0, 2^63), got {seed!r}")
     return torch.Generator().manual_seed(int(seed))
-
-
-def _check_count(n) -> int:
-    if isinstance(n, bool) or not (isinstance(n, numbers.Integral) and n > 0):
-        raise SymplearnError(f"the number of states must be a positive integer, got {n!r}")
-    return int(n)
 
 
 def kinetic_potential(system: System, z: Tensor) -> tuple[Tensor, Tensor]:

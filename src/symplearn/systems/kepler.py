@@ -15,8 +15,9 @@ import torch
 from torch import Tensor
 
 from .._errors import ConvergenceError, SymplearnError
+from .._validate import check_int
 from ..dynamics import SeparableHamiltonian, join, split
-from .base import System, _check_count, seeded_generator
+from .base import System, seeded_generator
 
 TWO_PI = 2.0 * math.pi
 
@@ -266,7 +267,7 @@ class Kepler(System, SeparableHamiltonian):
             SymplearnError: invalid ranges (non-negative energies, eccentricities outside [0, 1)),
                 ``n`` not a positive integer, or an invalid seed.
         """
-        n = _check_count(n)
+        n = check_int("the number of states", n)
         lo, hi = self._energy_range(energy_range)
         if hi >= 0:
             raise SymplearnError(

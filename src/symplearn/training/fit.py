@@ -19,7 +19,6 @@ import json
 import math
 import os
 import random
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,8 @@ from torch import Tensor
 
 from .._errors import NonFiniteError, SymplearnError
 from .._files import _jsonable
+from .._progress import Progress
+from .._validate import check_float, check_int, check_positive
 from ..datasets import TrainingData, as_training_data
 from ..dynamics import Dynamics, FlowMap, discretize
 from ..integrators import Integrator
@@ -42,8 +43,6 @@ SCHEDULES = ("cosine", "constant")
 #: examples per forward pass when a whole split is evaluated, and the size of the fixed,
 #: evenly spaced subset of the test split evaluated at each log point
 _EVAL_CHUNK = 4096
-#: with no terminal, progress lines are printed at log points at most this often (seconds)
-_LINE_EVERY_S = 5.0
 
 
 def seed_everything(seed: int) -> None:
@@ -161,59 +160,7 @@ def _evaluate(model, examples, *, limit: int | None = None) -> float | None:
     return total / len(everything)
 
 
-# -- progress -------------------------------------------------------------------------------
-class _Progress:
-    """A tqdm bar on a terminal; otherwise plain lines on stderr at log points, at most one every
-    ``_LINE_EVERY_S`` seconds (plus the first and the last); nothing when disabled."""
-
-    def __init__(self, enabled: bool, total: int, initial: int):
-        self.bar = None
-        self.lines = False
-        self.last_line = -math.inf
-        if enabled and sys.stderr.isatty():
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, initial=initial, desc="fit", file=sys.stderr, leave=False)
-        else:
-            self.lines = enabled
-        self.total = total
-
-    def update(self) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-
-    def log(self, step: int, train: float, test: float | None, lr: float, elapsed: float) -> None:
-        test_s = "" if test is None else f" test {test:.3e}"
-        if self.bar is not None:
-            self.bar.set_postfix_str(f"train {train:.3e}{test_s}", refresh=False)
-        elif self.lines and (step == self.total or time.perf_counter() - self.last_line >= _LINE_EVERY_S):
-            self.last_line = time.perf_counter()
-            print(
-                f"[fit] step {step}/{self.total} train {train:.3e}{test_s} lr {lr:.2e} ({elapsed:.1f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 # -- argument checks ------------------------------------------------------------------------
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SymplearnError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
-def _positive_float(name: str, value: Any, *, allow_zero: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        rule = "a non-negative" if allow_zero else "a positive"
-        raise SymplearnError(f"{name} must be {rule} finite number, got {value!r}")
-    return float(value)
-
-
 def _device(device: Any) -> torch.device:
     try:
         dev = torch.device(device)
@@ -376,19 +323,19 @@ def fit(
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise SymplearnError(f"{type(model).__name__} has no trainable parameters")
-    steps = _positive_int("steps", steps)
-    batch_size = _positive_int("batch_size", batch_size)
-    rollout_k = _positive_int("rollout_k", rollout_k)
-    checkpoint_every = _positive_int("checkpoint_every", checkpoint_every)
-    log_every = max(1, steps // 100) if log_every is None else _positive_int("log_every", log_every)
-    lr = _positive_float("lr", lr)
-    weight_decay = _positive_float("weight_decay", weight_decay, allow_zero=True)
+    steps = check_int("steps", steps)
+    batch_size = check_int("batch_size", batch_size)
+    rollout_k = check_int("rollout_k", rollout_k)
+    checkpoint_every = check_int("checkpoint_every", checkpoint_every)
+    log_every = max(1, steps // 100) if log_every is None else check_int("log_every", log_every)
+    lr = check_positive("lr", lr)
+    weight_decay = check_float("weight_decay", weight_decay, nonnegative=True)
     if grad_clip == "auto":
         grad_clip = getattr(model, "default_grad_clip", None)
     if grad_clip is not None:
-        grad_clip = _positive_float("grad_clip", grad_clip)
+        grad_clip = check_positive("grad_clip", grad_clip)
     if dt is not None:
-        dt = _positive_float("dt", dt)
+        dt = check_positive("dt", dt)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise SymplearnError(f"seed must be an integer, got {seed!r}")
     if optimizer not in OPTIMIZERS:
@@ -524,7 +471,7 @@ def fit(
     # -- loop -------------------------------------------------------------------------------
     was_training = model.training
     model.train()
-    bar = _Progress(progress, steps, start)
+    bar = Progress(steps, "fit", enabled=progress, initial=start)
     t0 = time.perf_counter()
     try:
         for step in range(start + 1, steps + 1):
@@ -556,15 +503,18 @@ def fit(
             if sched is not None:
                 sched.step()
             acc_sum, acc_n = acc_sum + value, acc_n + 1
-            bar.update()
+            info: dict[str, float] = {}
             if step % log_every == 0 or step == steps:
                 test = _evaluate(model, test_ex, limit=_EVAL_CHUNK)
                 history["step"].append(step)
                 history["train_loss"].append(acc_sum / acc_n)
                 history["test_loss"].append(test)
                 history["lr"].append(step_lr)
-                bar.log(step, acc_sum / acc_n, test, step_lr, elapsed_before + time.perf_counter() - t0)
+                info = {"train": acc_sum / acc_n, "lr": step_lr}
+                if test is not None:
+                    info["test"] = test
                 acc_sum, acc_n = 0.0, 0
+            bar.update(1, **info)
             if ckpt_file is not None and (step % checkpoint_every == 0 or step == steps):
                 write_checkpoint(step)
         check_parameters(steps)  # the last update may have broken the weights
