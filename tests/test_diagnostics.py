@@ -235,13 +235,13 @@ def test_map_symplecticity_verlet_is_symplectic_euler_has_the_exact_det(dtype):
     z = pend.sample(16, seed=3, dtype=dtype)
     dt = 0.1
     ver = dg.map_symplecticity(sl.discretize(pend, sl.get_integrator("verlet"), dt), z)
-    assert ver["defect"].shape == (16,) and ver["max_defect"] < tol(dtype, 1e-12, 1e-5)
+    assert ver.defect.shape == (16,) and ver.max_defect < tol(dtype, 1e-12, 1e-5)
     eul = dg.map_symplecticity(sl.discretize(pend, sl.get_integrator("euler"), dt), z)
     exact_det = 1 + dt**2 * (pend.g / pend.L) * torch.cos(z[:, 0])  # det [[1, h], [-h g/L cos q, 1]]
-    assert torch.allclose(eul["det"], exact_det, atol=tol(dtype, 1e-13, 1e-5), rtol=0)
+    assert torch.allclose(eul.det, exact_det, atol=tol(dtype, 1e-13, 1e-5), rtol=0)
     # one degree of freedom: A^T J A = det(A) J, so the defect is sqrt(2) |det A - 1|
-    assert torch.allclose(eul["defect"], math.sqrt(2) * (exact_det - 1).abs(), atol=tol(dtype, 1e-13, 1e-5))
-    assert eul["method"] == "autograd"
+    assert torch.allclose(eul.defect, math.sqrt(2) * (exact_det - 1).abs(), atol=tol(dtype, 1e-13, 1e-5))
+    assert eul.method == "autograd"
 
 
 def test_map_symplecticity_of_gauss_legendre_on_the_double_pendulum_and_of_a_flow_map():
@@ -249,9 +249,9 @@ def test_map_symplecticity_of_gauss_legendre_on_the_double_pendulum_and_of_a_flo
     r = dg.map_symplecticity(
         sl.discretize(dp, sl.get_integrator("gauss-legendre-6"), 0.05), dp.sample(4, seed=0)
     )
-    assert r["max_defect"] < 1e-11 and r["max_det_error"] < 1e-11
+    assert r.max_defect < 1e-11 and r.max_det_error < 1e-11
     r = dg.map_symplecticity(RotationMap(0.7), torch.randn(5, 2, dtype=F64))
-    assert r["max_defect"] < 1e-15
+    assert r.max_defect < 1e-15
 
 
 def test_map_symplecticity_falls_back_to_finite_differences_when_autograd_cannot_see_the_field():
@@ -259,9 +259,9 @@ def test_map_symplecticity_falls_back_to_finite_differences_when_autograd_cannot
     rk4 = sl.get_integrator("rk4")
     fd = dg.map_symplecticity(sl.discretize(NetField(create_graph=False), rk4, 0.3), z)
     ad = dg.map_symplecticity(sl.discretize(NetField(create_graph=True), rk4, 0.3), z)
-    assert fd["method"] == "finite-difference" and ad["method"] == "autograd"
-    assert torch.allclose(fd["det"], ad["det"], atol=1e-8)
-    assert ad["max_det_error"] > 1e-6  # RK4 is not volume preserving here: the check has teeth
+    assert fd.method == "finite-difference" and ad.method == "autograd"
+    assert torch.allclose(fd.det, ad.det, atol=1e-8)
+    assert ad.max_det_error > 1e-6  # RK4 is not volume preserving here: the check has teeth
 
 
 # -- divergence and the loop integral ----------------------------------------------------------
@@ -269,10 +269,10 @@ def test_divergence_stats_and_grid(dtype):
     lin = Linear(0.3, -0.5)
     z = torch.randn(50, 2, dtype=dtype, generator=torch.Generator().manual_seed(0))
     s = dg.divergence_stats(lin, z)
-    assert s["mean"] == pytest.approx(-0.2, abs=tol(dtype, 1e-14, 1e-6)) and s["n_points"] == 50
-    assert dg.divergence_stats(sl.get_system("pendulum"), z)["max_abs"] < tol(dtype, 1e-14, 1e-6)
+    assert s.mean == pytest.approx(-0.2, abs=tol(dtype, 1e-14, 1e-6)) and s.n_points == 50
+    assert dg.divergence_stats(sl.get_system("pendulum"), z).max_abs < tol(dtype, 1e-14, 1e-6)
     net = dg.divergence_stats(NetField(), z.double())  # autograd cannot see it: finite differences
-    assert net["method"] == "finite-difference" and net["max_abs"] < 1e-8
+    assert net.method == "finite-difference" and net.max_abs < 1e-8
     grid = dg.divergence_grid(lin, ((-1, 1), (-2, 2)), 7)
     assert grid.div.shape == (7, 7) and torch.allclose(grid.div, torch.full((7, 7), -0.2, dtype=F64))
     assert torch.allclose(grid.Q[0], torch.linspace(-1, 1, 7, dtype=F64))
@@ -537,12 +537,12 @@ def test_summaries_are_json_serialisable():
         "energy": dg.energy_error(pend, sl.integrate(sl.discretize(pend, verlet, 0.1), z0, 50)).as_dict(),
         "area": dg.transport_loop(sl.discretize(pend, verlet, 0.1), loop, 20, save_every=10).as_dict(),
         "loop": dg.loop_integral(pend, loop).as_dict(),
-        "div": dg.divergence_stats(pend, z0),
+        "div": dg.divergence_stats(pend, z0).as_dict(),
         "lyap": dg.lyapunov_exponent(sl.discretize(pend, verlet, 0.1), z0, 20).as_dict(),
         "section": dg.poincare_section(sl.discretize(pend, verlet, 0.1), z0, 50).as_dict(),
     }
     sym = dg.map_symplecticity(sl.discretize(pend, verlet, 0.1), z0)
-    out["symplecticity"] = {k: v for k, v in sym.items() if not isinstance(v, torch.Tensor)}
+    out["symplecticity"] = sym.as_dict()
     assert json.loads(json.dumps(out)) == out
 
 
@@ -563,7 +563,7 @@ def test_assertion_helpers_pass_on_structure_and_report_the_measured_defect():
     z = pend.sample(8, seed=0)
     dg.assert_symplectic(sl.discretize(pend, sl.get_integrator("verlet"), 0.1), z)
     eul = dg.map_symplecticity(sl.discretize(pend, sl.get_integrator("euler"), 0.1), z)
-    with pytest.raises(AssertionError, match=f"{eul['max_defect']:.3e}"):
+    with pytest.raises(AssertionError, match=f"{eul.max_defect:.3e}"):
         dg.assert_symplectic(sl.discretize(pend, sl.get_integrator("euler"), 0.1), z)
 
     osc = sl.get_system("oscillator")

@@ -614,12 +614,12 @@ def cmd_diagnose(args) -> int:
     if not flow:
         div = dg.divergence_stats(dyn, sample)
         li = dg.loop_integral(dyn, loop)
-        out["divergence_rms"] = float(div["rms"])
+        out["divergence_rms"] = float(div.rms)
         out["loop_gap"] = float(li.gap)
         out["loop_gap_relative"] = float(li.relative)
     sym = dg.map_symplecticity(fmap, sample[: min(64, len(sample))])
-    out["symplecticity_defect_max"] = float(sym["max_defect"])
-    out["step_det_max_deviation"] = float((sym["det"] - 1).abs().max())
+    out["symplecticity_defect_max"] = float(sym.max_defect)
+    out["step_det_max_deviation"] = float((sym.det - 1).abs().max())
     tr = dg.transport_loop(fmap, loop, args.steps, save_every=max(1, args.steps // 100))
     # one degree of freedom: the loop's area; more: the symplectic area sum_i A_i over the
     # (q_i, p_i) planes (a single plane's area is not invariant when n > 1)

@@ -28,6 +28,7 @@ from .area import (
 )
 from .fields import (
     DivergenceGrid,
+    DivergenceStats,
     LoopIntegral,
     assert_divergence_free,
     divergence_grid,
@@ -40,10 +41,12 @@ from .lyapunov import Lyapunov, lyapunov_exponent
 from .poincare import PoincareSection, poincare_section
 from .poisson import bracket_with_energy
 from .statistics import wasserstein_1d
-from .symplecticity import as_map, assert_symplectic, map_symplecticity
+from .symplecticity import MapSymplecticity, as_map, assert_symplectic, map_symplecticity
 
 __all__ = [
     "DivergenceGrid",
+    "DivergenceStats",
+    "MapSymplecticity",
     "InvariantError",
     "LoopIntegral",
     "LoopTransport",

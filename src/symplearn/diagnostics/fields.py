@@ -9,6 +9,7 @@ the loop, and a field with a gap is the flow of no energy.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ __all__ = [
     "LoopIntegral",
     "assert_divergence_free",
     "divergence_grid",
+    "DivergenceStats",
     "divergence_stats",
     "field_jacobian",
     "loop_integral",
@@ -101,7 +103,30 @@ def field_jacobian(dynamics: Any, points: Any) -> tuple[Tensor, str]:
     return A.reshape(*batch, zb.shape[-1], zb.shape[-1]), method
 
 
-def divergence_stats(dynamics: Any, points: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DivergenceStats:
+    """Divergence of a vector field over a sample of points (see :func:`divergence_stats`).
+
+    Attributes:
+        rms, max_abs, mean: of the divergence ``sum_i dX_i/dz_i`` (1 / time).
+        jacobian_rms: root-mean-square Frobenius norm of ``dX/dz`` (for scale).
+        n_points: number of points.
+        method: ``"autograd"`` or ``"finite-difference"``.
+    """
+
+    rms: float
+    max_abs: float
+    mean: float
+    jacobian_rms: float
+    n_points: int
+    method: str
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        """Plain values for ``metrics.json``."""
+        return dataclasses.asdict(self)
+
+
+def divergence_stats(dynamics: Any, points: Any) -> DivergenceStats:
     """Divergence ``sum_i dX_i/dz_i`` of a vector field over a sample of points.
 
     Args:
@@ -109,22 +134,20 @@ def divergence_stats(dynamics: Any, points: Any) -> dict[str, Any]:
         points: ``(..., 2n)`` states, e.g. ``system.sample(1000)``.
 
     Returns:
-        dict of plain values: ``rms``, ``max_abs``, ``mean`` of the divergence (1 / time),
-        ``jacobian_rms`` (the root-mean-square Frobenius norm of ``dX/dz``, for scale),
-        ``n_points`` and ``method`` (``"autograd"`` or ``"finite-difference"``).
+        :class:`DivergenceStats`.
     """
     A, method = field_jacobian(dynamics, points)
     div = torch.diagonal(A, dim1=-2, dim2=-1).sum(-1).to(torch.float64).reshape(-1)
     if not bool(torch.isfinite(div).all()):
         raise NonFiniteError("the divergence is NaN or infinite at some points")
-    return {
-        "rms": float(div.pow(2).mean().sqrt()),
-        "max_abs": float(div.abs().max()),
-        "mean": float(div.mean()),
-        "jacobian_rms": float(torch.linalg.matrix_norm(A.to(torch.float64)).pow(2).mean().sqrt()),
-        "n_points": int(div.numel()),
-        "method": method,
-    }
+    return DivergenceStats(
+        rms=float(div.pow(2).mean().sqrt()),
+        max_abs=float(div.abs().max()),
+        mean=float(div.mean()),
+        jacobian_rms=float(torch.linalg.matrix_norm(A.to(torch.float64)).pow(2).mean().sqrt()),
+        n_points=int(div.numel()),
+        method=method,
+    )
 
 
 class DivergenceGrid(NamedTuple):
@@ -183,7 +206,7 @@ def divergence_grid(dynamics: Any, bounds: Any, n: int, plane: int = 0, center: 
     return DivergenceGrid(Q, P, torch.diagonal(A, dim1=-2, dim2=-1).sum(-1))
 
 
-def assert_divergence_free(dynamics: Any, points: Any, tol: float | None = None) -> dict[str, Any]:
+def assert_divergence_free(dynamics: Any, points: Any, tol: float | None = None) -> DivergenceStats:
     """Assert that a vector field has zero divergence at the given points.
 
     Passes when ``max |div X| <= tol * max(1, max ||dX/dz||_F)``.
@@ -194,7 +217,7 @@ def assert_divergence_free(dynamics: Any, points: Any, tol: float | None = None)
         tol: default 1e-10 for float64 points, 1e-4 for float32.
 
     Returns:
-        The :func:`divergence_stats` dict (when the assertion holds).
+        The :class:`DivergenceStats` (when the assertion holds).
 
     Raises:
         AssertionError: with the measured maximum and RMS divergence.

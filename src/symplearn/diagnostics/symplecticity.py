@@ -4,6 +4,7 @@ step (an integrator step of a dynamics, or a learned flow map) at a batch of sta
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -14,7 +15,7 @@ from ..dynamics import Dynamics, FlowMap
 from ..geometry import batch_jacobian, symplecticity_defect
 from ._common import check_output, check_states, default_tol, fd_jvp
 
-__all__ = ["as_map", "assert_symplectic", "map_symplecticity"]
+__all__ = ["MapSymplecticity", "as_map", "assert_symplectic", "map_symplecticity"]
 
 
 def as_map(step: Any, t: float = 0.0) -> tuple[Callable[[Tensor], Tensor], int | None, str]:
@@ -44,7 +45,37 @@ def _fd_jacobian(fn: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
     return torch.stack(cols, -1)
 
 
-def map_symplecticity(step: Any, z: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class MapSymplecticity:
+    """Symplecticity and volume change of one step of a map (see :func:`map_symplecticity`).
+
+    Attributes:
+        defect: ``(B,)`` ``||A^T J A - J||_F`` (0 for a symplectic step).
+        det: ``(B,)`` ``det A`` (1 for a volume-preserving step).
+        max_defect: largest defect.
+        max_det_error: ``max |det A - 1|``.
+        jacobian_norm: largest ``||A||_F``.
+        method: ``"autograd"`` or ``"finite-difference"``.
+    """
+
+    defect: Tensor
+    det: Tensor
+    max_defect: float
+    max_det_error: float
+    jacobian_norm: float
+    method: str
+
+    def as_dict(self) -> dict[str, float | str]:
+        """Plain values for ``metrics.json`` (the per-state tensors left out)."""
+        return {
+            "max_defect": self.max_defect,
+            "max_det_error": self.max_det_error,
+            "jacobian_norm": self.jacobian_norm,
+            "method": self.method,
+        }
+
+
+def map_symplecticity(step: Any, z: Any) -> MapSymplecticity:
     """Symplecticity defect and volume change of one step of a map at a batch of states.
 
     The Jacobian ``A = d step / d z`` comes from :func:`symplearn.geometry.batch_jacobian`
@@ -58,10 +89,7 @@ def map_symplecticity(step: Any, z: Any) -> dict[str, Any]:
         z: ``(B, 2n)`` states (or ``(2n,)`` for one).
 
     Returns:
-        dict with ``defect`` ``(B,)`` = ``||A^T J A - J||_F``, ``det`` ``(B,)`` = ``det A``,
-        ``max_defect`` (float), ``max_det_error`` (float, ``max |det A - 1|``),
-        ``jacobian_norm`` (float, largest ``||A||_F``), ``method`` (``"autograd"`` or
-        ``"finite-difference"``).
+        :class:`MapSymplecticity`.
 
     Raises:
         SymplearnError: bad states or a map that changes the shape.
@@ -87,17 +115,17 @@ def map_symplecticity(step: Any, z: Any) -> dict[str, Any]:
     det = torch.linalg.det(A)
     if single:
         defect, det = defect[0], det[0]
-    return {
-        "defect": defect,
-        "det": det,
-        "max_defect": float(defect.max()),
-        "max_det_error": float((det - 1.0).abs().max()),
-        "jacobian_norm": float(torch.linalg.matrix_norm(A).max()),
-        "method": method,
-    }
+    return MapSymplecticity(
+        defect=defect,
+        det=det,
+        max_defect=float(defect.max()),
+        max_det_error=float((det - 1.0).abs().max()),
+        jacobian_norm=float(torch.linalg.matrix_norm(A).max()),
+        method=method,
+    )
 
 
-def assert_symplectic(step: Any, z: Any, tol: float | None = None) -> dict[str, Any]:
+def assert_symplectic(step: Any, z: Any, tol: float | None = None) -> MapSymplecticity:
     """Assert that one step of a map is symplectic at the given states.
 
     Passes when ``max ||A^T J A - J||_F <= tol * max(1, ||A||_F^2)`` (the defect's round-off
@@ -109,7 +137,7 @@ def assert_symplectic(step: Any, z: Any, tol: float | None = None) -> dict[str, 
         tol: default 1e-10 for float64 states, 1e-4 for float32.
 
     Returns:
-        The :func:`map_symplecticity` dict (when the assertion holds).
+        The :class:`MapSymplecticity` (when the assertion holds).
 
     Raises:
         AssertionError: with the measured defect, ``det A`` range and the tolerance.
@@ -117,13 +145,13 @@ def assert_symplectic(step: Any, z: Any, tol: float | None = None) -> dict[str, 
     res = map_symplecticity(step, z)
     zt = check_states(z, "z")
     tol = default_tol(zt.dtype) if tol is None else float(tol)
-    allowed = tol * max(1.0, res["jacobian_norm"] ** 2)
-    if not res["max_defect"] <= allowed:
-        det = res["det"].reshape(-1)
+    allowed = tol * max(1.0, res.jacobian_norm**2)
+    if not res.max_defect <= allowed:
+        det = res.det.reshape(-1)
         raise AssertionError(
-            f"the map is not symplectic: max ||A^T J A - J||_F = {res['max_defect']:.3e} > "
-            f"{allowed:.1e} (tol {tol:.1e} x max(1, ||A||_F^2 = {res['jacobian_norm'] ** 2:.3g})); "
+            f"the map is not symplectic: max ||A^T J A - J||_F = {res.max_defect:.3e} > "
+            f"{allowed:.1e} (tol {tol:.1e} x max(1, ||A||_F^2 = {res.jacobian_norm ** 2:.3g})); "
             f"det A in [{float(det.min()):.12g}, {float(det.max()):.12g}] (1 for a volume-preserving "
-            f"map); Jacobian by {res['method']}"
+            f"map); Jacobian by {res.method}"
         )
     return res

@@ -192,7 +192,7 @@ def _field_checks(dynamics: Any, sample: Tensor) -> dict[str, float]:
     return {
         "loop_gap": abs(float(li.gap)),
         "loop_gap_rel": float(li.relative),
-        "divergence_rms": float(div["rms"]),
+        "divergence_rms": float(div.rms),
     }
 
 
