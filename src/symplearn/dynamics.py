@@ -57,11 +57,16 @@ class Dynamics(abc.ABC):
         state_kind: ``"canonical"`` for ``z = (q, p)``, ``"lagrangian"`` for ``(q, q_dot)``.
         default_integrator: canonical name of the integrator that suits this kind for rollouts
             (``discretize(dynamics, dt=...)`` uses it).
+        default_loss: the training loss ``fit(loss="auto")`` uses for a learned dynamics of this
+            kind (``"derivative"``; ``"acceleration"`` for Lagrangian states).
+        default_grad_clip: the gradient-norm clip ``fit(grad_clip="auto")`` uses (None: none).
     """
 
     n_dof: int
     state_kind: str = "canonical"
     default_integrator: str = "rk4"
+    default_loss: str = "derivative"
+    default_grad_clip: float | None = None
 
     @property
     def dim(self) -> int:
@@ -120,6 +125,8 @@ class FlowMap(abc.ABC):
     n_dof: int
     dt: float
     state_kind: str = "canonical"
+    default_loss: str = "rollout"
+    default_grad_clip: float | None = None
 
     @property
     def dim(self) -> int:

@@ -150,7 +150,7 @@ def assert_symplectic(step: Any, z: Any, tol: float | None = None) -> MapSymplec
         det = res.det.reshape(-1)
         raise AssertionError(
             f"the map is not symplectic: max ||A^T J A - J||_F = {res.max_defect:.3e} > "
-            f"{allowed:.1e} (tol {tol:.1e} x max(1, ||A||_F^2 = {res.jacobian_norm ** 2:.3g})); "
+            f"{allowed:.1e} (tol {tol:.1e} x max(1, ||A||_F^2 = {res.jacobian_norm**2:.3g})); "
             f"det A in [{float(det.min()):.12g}, {float(det.max()):.12g}] (1 for a volume-preserving "
             f"map); Jacobian by {res.method}"
         )

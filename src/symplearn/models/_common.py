@@ -19,17 +19,13 @@ class ModelMixin:
 
     Every model stores ``self.config``: its constructor arguments plus ``"kind"`` (its name in
     :data:`symplearn.models.MODELS`), all JSON-able, so that ``build_model(**model.config)``
-    rebuilds the same architecture. Each kind declares its own training defaults
-    (``default_loss``, ``default_grad_clip``) beside the dynamics' ``state_kind`` and
-    ``default_integrator``.
+    rebuilds the same architecture. Training defaults (``default_loss``, ``default_grad_clip``)
+    and ``default_integrator`` are declared with the dynamics kind (see
+    :mod:`symplearn.dynamics`) and overridden by a model class where it differs (the LNN).
     """
 
     kind: str
     config: dict[str, Any]
-    #: the training loss ``fit(loss="auto")`` uses for this kind
-    default_loss: str = "derivative"
-    #: the gradient-norm clip ``fit(grad_clip=None)`` uses for this kind (None: no clipping)
-    default_grad_clip: float | None = None
 
     def _set_config(self, **kwargs: Any) -> None:
         self.config = {"kind": self.kind, **kwargs}

@@ -140,8 +140,6 @@ class _SympNet(ModelMixin, nn.Module, FlowMap):
     """A composition of shears (``self.blocks``, applied in order): a symplectic flow map for
     the time step ``dt``."""
 
-    default_loss = "rollout"
-
     def __init__(self, n_dof: int, dt: float):
         super().__init__()
         self.n_dof = check_int("n_dof", n_dof)

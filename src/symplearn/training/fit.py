@@ -331,7 +331,7 @@ def fit(
     lr = check_positive("lr", lr)
     weight_decay = check_float("weight_decay", weight_decay, nonnegative=True)
     if grad_clip == "auto":
-        grad_clip = getattr(model, "default_grad_clip", None)
+        grad_clip = model.default_grad_clip
     if grad_clip is not None:
         grad_clip = check_positive("grad_clip", grad_clip)
     if dt is not None:
