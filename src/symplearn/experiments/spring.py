@@ -358,7 +358,8 @@ def run(config: Config, out: str | Path) -> Report:
             discretize(dyn, "rk4", dt_long),
             z0[:kl].to(_dtype(dyn)),
             n_long,
-            save_every=max(1, cfg.long_steps_per_period // 50),
+            # 20 states a period: the energy error's envelope, without 80 000 states per row
+            save_every=max(1, cfg.long_steps_per_period // 20),
             desc=f"{name}: {cfg.long_periods} periods",
             quiet=cfg.quiet,
         )
