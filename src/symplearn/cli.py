@@ -253,12 +253,11 @@ def _add_run_command(sub, module_name: str) -> None:
     name = module_name.rsplit(".", 1)[-1]
     summary = f"{type(failure).__name__}: {failure}"
     p = sub.add_parser(name, help=f"(unavailable: {summary})", add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
 
     def unavailable(args) -> int:
         raise SymplearnError(f"the {name} command could not be loaded ({module_name}): {summary}")
 
-    p.set_defaults(func=unavailable)
+    p.set_defaults(func=unavailable, any_arguments=True)
 
 
 def _add_system_args(p, *, states=True):
@@ -364,7 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "any_arguments", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

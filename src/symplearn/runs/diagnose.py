@@ -31,7 +31,7 @@ from ..modelio import load_model, load_run_config
 from ..report import Column, Report, write_run
 from ..systems import SYSTEMS, get_system
 from . import args as _args
-from ._common import check_float, check_int, log, rollout, system_from_config
+from ._common import check_float, check_int, rollout, system_from_config
 from ._states import is_lagrangian
 
 DESCRIPTION = "geometric diagnostics (divergence, loop integral, symplecticity, area) of a system or model"
@@ -221,7 +221,7 @@ def run(config: Config, out: str | Path) -> Report:
             figures["poincare.png"] = plotting.poincare_figure(
                 ps.z[:, [1, n + 1]].detach().numpy(),
                 labels=("q1", "p1"),
-                size=6.0 if ps.z.shape[0] < 2000 else 1.5,
+                size=40.0 if ps.z.shape[0] < 200 else 6.0 if ps.z.shape[0] < 2000 else 1.5,
                 title=f"Poincaré section q0 = 0, p0 > 0: {label} ({ps.z.shape[0]} crossings)",
             )
     if cfg.lyapunov:
@@ -277,7 +277,7 @@ def run(config: Config, out: str | Path) -> Report:
             if key in m:
                 print(f"{key:26s} {m[key]:.3e}")
         print(f"{'max_rel_energy_error':26s} {err.max:.3e} ({err.verdict})")
-        log(cfg.quiet, f"metrics.json, report.md and figures in {out}")
+        print(f"metrics.json, report.md and figures in {out}")
     return report
 
 

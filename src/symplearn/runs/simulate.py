@@ -184,7 +184,7 @@ def run(config: Config, out: str | Path) -> Report:
         ],
         figures=figures,
         sections=[
-            f"{metrics['n_trajectories']} trajectories of {system.name} "
+            f"{metrics['n_trajectories']} trajector{'y' if z.shape[1] == 1 else 'ies'} of {system.name} "
             f"({', '.join(f'{k}={v:g}' for k, v in cfg.params.items()) or 'no parameters'}), "
             f"{cfg.dtype}; energy error {err.verdict} ({err.mode}). States in `trajectory.npz` "
             "(`t (T,)`, `z (T, K, 2n)`, `energy (T, K)`)."
