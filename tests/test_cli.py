@@ -71,6 +71,22 @@ def test_bad_input_gets_one_line_and_exit_2(capsys, tmp_path, argv, needle):
     assert not (tmp_path / "run").exists()  # nothing half-written
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["experiment", "spring", "--quick"],
+        ["train", "--system", "oscillator", "--model", "hnn", "--steps", "5"],
+        ["simulate", "oscillator", "--dt", "0.1", "--steps", "5"],
+    ],
+)
+def test_an_output_path_that_is_a_file_is_refused_before_the_work(capsys, tmp_path, argv):
+    afile = tmp_path / "results"
+    afile.write_text("keep me")
+    code, _, err = run_cli(capsys, *argv, "--out", str(afile))
+    assert code == 2 and "is not a folder" in err and len(err.strip().splitlines()) == 1
+    assert afile.read_text() == "keep me"
+
+
 def test_nonpositive_dt_is_refused(capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["simulate", "pendulum", "--dt", "-0.1", "--steps", "5", "--out", str(tmp_path)])
@@ -252,6 +268,7 @@ def test_train_rollout_and_diagnose_a_model(capsys, trained, tmp_path):
         == 0
     )
     d = json.loads((diag / "metrics.json").read_text())
+    assert d["integrator"] == "gauss-legendre-4"  # an HNN is not separable: the exact flow's stand-in
     assert d["divergence_rms"] < 1e-10 and d["loop_gap_relative"] < 1e-8  # structural, any weights
 
 

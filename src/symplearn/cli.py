@@ -12,8 +12,9 @@ from pathlib import Path
 import torch
 
 from ._errors import SymplearnError
+from ._files import check_output_folder
 from ._version import __version__
-from .runs.args import DTYPE_NAMES, parse_params, pos_float, pos_int
+from .runs.args import DTYPE_NAMES, DTYPES, parse_params, pos_float, pos_int
 
 #: the modules of the run subcommands, each with ``add_parser(subparsers)``; one that does not
 #: exist (yet) is skipped, one that fails to import becomes a command that reports the error
@@ -90,7 +91,7 @@ def cmd_generate(args) -> int:
         test_fraction=args.test_fraction,
         energy_range=rng,
         seed=args.seed,
-        dtype=_dtype(args.dtype),
+        dtype=DTYPES[args.dtype],
     )
     path = Path(args.out)
     if path.suffix != ".npz":
@@ -147,7 +148,8 @@ def cmd_experiment(args) -> int:
                 f"({type(default).__name__})"
             ) from None
     config = module.Config(**overrides)
-    config.resolved() if hasattr(config, "resolved") else None  # validate before any work
+    config.resolved()  # validate before any work
+    check_output_folder(args.out, replace=False)
     report = module.run(config, args.out)
     if not args.quiet:
         print()
@@ -164,7 +166,8 @@ def cmd_train(args) -> int:
     from .systems import get_system
     from .training import fit
 
-    dtype = _dtype(args.dtype)
+    dtype = DTYPES[args.dtype]
+    out = check_output_folder(args.out, replace=False)
     if args.data:
         ds = Dataset.load(args.data)
         system = ds.system()
@@ -195,7 +198,6 @@ def cmd_train(args) -> int:
         activation=args.activation,
         dt=ds.dt,
     ).to(dtype=dtype)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = fit(
         model,
@@ -230,10 +232,6 @@ def cmd_train(args) -> int:
 
 
 # -- parser -------------------------------------------------------------------------------
-def _dtype(name: str) -> torch.dtype:
-    return {"float64": torch.float64, "float32": torch.float32}[name]
-
-
 def _add_run_command(sub, module_name: str) -> None:
     """Register the subcommand of a run module (its ``add_parser``). A module that does not exist
     (yet) is skipped; one that exists but fails to import still gets its command, which reports

@@ -15,8 +15,7 @@ from ..integrators import integrate
 
 # one validation of numbers for every config (the models' checks, not a copy of them)
 from ..models._common import check_float, check_int
-
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
+from .args import DTYPES
 
 __all__ = ["DTYPES", "check_dtype", "check_float", "check_int", "log", "rollout", "system_from_config"]
 

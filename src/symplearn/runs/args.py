@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 import math
 
+import torch
+
 from .._errors import SymplearnError
 
-#: dtype names the runs accept
-DTYPE_NAMES = ("float64", "float32")
+#: dtype names the runs and the command line accept
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+DTYPE_NAMES = tuple(DTYPES)
 
 
 def _positive(kind):
