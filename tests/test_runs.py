@@ -144,7 +144,7 @@ def test_legendre_map_conversions_round_trip():
 @pytest.mark.parametrize(
     ("config", "needle"),
     [
-        (simulate.Config(system="pendulum", dt=-0.1, steps=5), "dt must be a finite number > 0"),
+        (simulate.Config(system="pendulum", dt=-0.1, steps=5), "dt must be a positive finite number"),
         (simulate.Config(system="pendulum", dt=0.1, steps=0), "steps must be an integer >= 1"),
         (simulate.Config(system="pendulm", dt=0.1, steps=5), "did you mean 'pendulum'"),
         (simulate.Config(system="pendulum", dt=0.1, steps=5, dtype="float16"), "float64"),

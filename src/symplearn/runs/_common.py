@@ -10,11 +10,9 @@ import torch
 from torch import Tensor
 
 from .._errors import SymplearnError, lookup
+from .._validate import check_float, check_int
 from ..dynamics import FlowMap
 from ..integrators import integrate
-
-# one validation of numbers for every config (the models' checks, not a copy of them)
-from ..models._common import check_float, check_int
 from .args import DTYPES
 
 __all__ = ["DTYPES", "check_dtype", "check_float", "check_int", "log", "rollout", "system_from_config"]
@@ -59,20 +57,15 @@ def rollout(
 
 
 def system_from_config(cfg: dict[str, Any], folder: Any = "the model folder"):
-    """The true system a model folder's ``config.json`` records (``{"system": {"name", "params"}}``).
+    """The true system a model folder's ``config.json`` records (``{"system": {"name", "params"}}``,
+    read by :func:`symplearn.datasets.system_from_metadata`).
 
     Raises:
         SymplearnError: no system recorded, or one that is not known.
     """
-    from ..systems import get_system
+    from ..datasets import system_from_metadata
 
-    sysc = cfg.get("system")
-    if isinstance(sysc, dict) and isinstance(sysc.get("name"), str):
-        params = sysc.get("params") or {}
-        if not isinstance(params, dict):
-            raise SymplearnError(f"{folder}: config.json's system params must be a mapping, got {params!r}")
-        return get_system(sysc["name"], **params)
-    raise SymplearnError(f"{folder} does not record the system it was trained on (config.json 'system')")
+    return system_from_metadata(cfg, where=f"{folder}/config.json")
 
 
 def check_memory(n_bytes: float, what: str, hint: str) -> None:
