@@ -163,7 +163,7 @@ def test_bad_configs_say_what_is_wrong_before_any_work(tmp_path, config, needle)
     assert not (tmp_path / "out").exists()
 
 
-def test_output_folder_checked_before_the_work_and_replaced_whole(tmp_path):
+def test_output_folder_checked_before_the_work_and_replaced_whole(tmp_path, monkeypatch):
     cfg = simulate.Config(system="oscillator", dt=0.1, steps=10, quiet=True)
     afile = tmp_path / "file"
     afile.write_text("x")
@@ -182,6 +182,9 @@ def test_output_folder_checked_before_the_work_and_replaced_whole(tmp_path):
     diagnose.run(diagnose.Config(target="oscillator", steps=20, n_points=8, quiet=True), out)
     assert not (out / "lyapunov.png").exists() and (out / "transported_loop.png").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "mine", "run"]  # nothing staged left
+    monkeypatch.chdir(out)
+    with pytest.raises(SymplearnError, match="current folder"):
+        simulate.run(cfg, ".")
 
 
 def test_cli_discovers_run_modules_skips_missing_and_reports_broken(tmp_path, monkeypatch, capsys):

@@ -172,6 +172,13 @@ def check_output_folder(out: str | os.PathLike, *, replace: bool = True) -> Path
         raise SymplearnError(f"cannot create the output folder {str(out)!r}: {str(probe)!r} is not writable")
     if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
         raise SymplearnError(f"the output folder {str(out)!r} is not writable")
+    if replace:
+        here, res = Path.cwd().resolve(), out.resolve()
+        if res == here or res in here.parents:
+            raise SymplearnError(
+                f"the output folder {str(out)!r} is the current folder or holds it; a run replaces "
+                f"its whole folder, so give a folder name below it (e.g. --out {res.name or 'run'}/new)"
+            )
     if replace and out.is_dir():
         entries = [e for e in out.iterdir() if not e.name.startswith(".")]
         if entries:
