@@ -144,11 +144,6 @@ def _flow(dyn, dt, integrator) -> FlowMap:
     return discretize(dyn, integrator or exact_flow_integrator(dyn), dt)
 
 
-def _get(result: Any, key: str) -> Any:
-    """A field of a diagnostic's result, whether a dict or a dataclass."""
-    return result[key] if isinstance(result, dict) else getattr(result, key)
-
-
 def run(config: Config, out: str | Path) -> Report:
     """Diagnose the target and write the run folder ``out`` (replaced whole).
 
@@ -189,12 +184,12 @@ def run(config: Config, out: str | Path) -> Report:
     if not flow:
         div = dg.divergence_stats(dyn, sample)
         li = dg.loop_integral(dyn, loop)
-        m["divergence_rms"] = float(_get(div, "rms"))
+        m["divergence_rms"] = float(div.rms)
         m["loop_gap"] = float(li.gap)
         m["loop_gap_relative"] = float(li.relative)
     sym = dg.map_symplecticity(fmap, sample[: min(64, len(sample))])
-    m["symplecticity_defect_max"] = float(_get(sym, "max_defect"))
-    m["step_det_max_deviation"] = float((_get(sym, "det") - 1).abs().max())
+    m["symplecticity_defect_max"] = float(sym.max_defect)
+    m["step_det_max_deviation"] = float((sym.det - 1).abs().max())
     tr = dg.transport_loop(fmap, loop, cfg.steps, save_every=max(1, cfg.steps // 100))
     # one degree of freedom: the loop's area; more: the symplectic area sum_i A_i over the
     # (q_i, p_i) planes (a single plane's area is not invariant when n > 1)
