@@ -157,6 +157,8 @@ def test_loop_parser_requires_a_closed_loop():
     assert loop.shape == (4, 2)
     with pytest.raises(ValueError, match="not closed"):
         parse_loop("0,0;1,0;1,1;0,1")
+    with pytest.raises(ValueError, match="'q,p' pairs.*'1,1,1'"):
+        parse_loop("0,0;1,0;1,1,1;0,0")
 
 
 def test_experiment_list_names_each_experiment(capsys):

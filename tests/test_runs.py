@@ -58,6 +58,19 @@ def test_simulate_oscillator_verlet_energy_error_is_the_dt2_band(tmp_path, dt):
     assert np.allclose(energy, 0.5 * (z**2).sum(-1), rtol=1e-15)
 
 
+def test_simulate_same_seed_same_numbers(tmp_path):
+    cfg = simulate.Config(system="pendulum", dt=0.05, steps=100, n_traj=3, seed=7, quiet=True)
+    a, b = simulate.run(cfg, tmp_path / "a"), simulate.run(cfg, tmp_path / "b")
+    assert a.metrics["max_rel_energy_error"] == b.metrics["max_rel_energy_error"]
+    with np.load(tmp_path / "a" / "trajectory.npz") as fa, np.load(tmp_path / "b" / "trajectory.npz") as fb:
+        assert np.array_equal(fa["z"], fb["z"])
+    cfg2 = simulate.Config(system="pendulum", dt=0.05, steps=100, n_traj=3, seed=8, quiet=True)
+    with np.load(tmp_path / "a" / "trajectory.npz") as fa:
+        assert not np.array_equal(
+            fa["z"][0], simulate.run(cfg2, tmp_path / "c").arrays["trajectory.npz"]["z"][0]
+        )
+
+
 def test_simulate_defaults_and_config_record_the_system(tmp_path):
     cfg = simulate.Config(system="double-pendulum", dt=0.01, steps=5).resolved()
     assert cfg.integrator == "implicit-midpoint"  # not separable: the system's default
@@ -153,6 +166,8 @@ def test_legendre_map_conversions_round_trip():
         (simulate.Config(system="pendulum", dt=0.1, steps=10**13), "--save-every"),
         (diagnose.Config(target="pendulum", observable="q2*p"), "valid names: q0, p0, q, p"),
         (diagnose.Config(target="pendulum", loop=((0.0, 0.0), (1.0, 0.0))), "at least 3"),
+        (diagnose.Config(target="pendulum", n_points=1), "n_points must be an integer >= 2"),
+        (diagnose.Config(target="pendulum", observable=""), "not an arithmetic expression"),
     ],
 )
 def test_bad_configs_say_what_is_wrong_before_any_work(tmp_path, config, needle):

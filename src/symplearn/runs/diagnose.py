@@ -87,7 +87,7 @@ class Config:
                 observable or loop, an integrator that does not suit the dynamics.
         """
         check_int("steps", self.steps)
-        check_int("n_points", self.n_points)
+        check_int("n_points", self.n_points, minimum=2)  # the default loop's radius needs a spread
         dyn, system, _ = _target(self.target, self.params)
         fmap = _flow(dyn, self.dt, self.integrator)
         if self.observable is not None:
@@ -375,7 +375,10 @@ def parse_loop(text: str, dtype=torch.float64) -> torch.Tensor:
         pts = [[float(x) for x in item.split(",")] for item in text.split(";") if item.strip()]
     except ValueError:
         raise SymplearnError(f"--loop expects 'q,p;q,p;...' with numbers, got {text!r}") from None
-    if any(len(p) != 2 for p in pts) or len(pts) < 4:
+    bad = next((item for item, p in zip(text.split(";"), pts) if len(p) != 2), None)
+    if bad is not None:
+        raise SymplearnError(f"--loop points are 'q,p' pairs (the (q0, p0) plane), got {bad.strip()!r}")
+    if len(pts) < 4:
         raise SymplearnError(
             "--loop needs at least 3 distinct (q,p) points plus the first repeated at the end, "
             "e.g. --loop '0,0;1,0;1,1;0,0'"
