@@ -159,3 +159,88 @@ def reference_trajectory(
         progress=progress,
         desc="reference",
     )
+
+
+class TracedFlow(FlowMap):
+    """A flow map whose step is recorded once with ``torch.jit.trace`` and replayed.
+
+    A rollout of a small network on CPU is bound by the per-operation overhead of eager PyTorch
+    (an RK4 step of a 128 x 2 HNN is ~60 operations on a (4, 2) batch, each costing
+    microseconds whatever the batch), not by arithmetic; replaying a trace removes most of the
+    interpreter overhead (measured here: 3.2x for that HNN step, 2.6x for an MLP field's). Built
+    by :func:`trace_flow`, which checks the trace against the eager step. The time is an input
+    of the trace, so non-autonomous dynamics are traced correctly.
+
+    Limits: no gradients (the weights are frozen into the trace: for inference rollouts only),
+    one batch shape, dtype and device (those of the example), and a step without data-dependent
+    control flow (explicit integrators; an implicit solve's iteration count would be frozen, so
+    :func:`trace_flow` refuses implicit integrators).
+    """
+
+    def __init__(self, flow: FlowMap, fn, shape: tuple[int, ...]):
+        self.flow = flow
+        self.n_dof = flow.n_dof
+        self.dt = flow.dt
+        self.state_kind = flow.state_kind
+        self._fn = fn
+        self._shape = shape
+
+    def step(self, t, z: Tensor) -> Tensor:
+        if tuple(z.shape) != self._shape:  # the trace holds one shape: other batches run eagerly
+            return self.flow.step(t, z)
+        return self._fn(torch.as_tensor(t, dtype=z.dtype, device=z.device), z)
+
+    def __repr__(self) -> str:
+        return f"traced({self.flow!r})"
+
+
+def trace_flow(flow: FlowMap, example: Tensor, *, check_steps: int = 3) -> FlowMap:
+    """A :class:`TracedFlow` of ``flow`` for states shaped like ``example`` (inference only).
+
+    Args:
+        flow: a flow map: a learned one, or a dynamics discretised with an *explicit* integrator.
+        example: ``(..., 2n)`` states of the batch shape the rollout will use.
+        check_steps: steps compared between the trace and the eager flow map (they must agree
+            to 100 eps of the dtype, relative).
+
+    Returns:
+        The traced flow map; or ``flow`` itself when the step cannot be traced faithfully (an
+        implicit integrator, or a trace that disagrees with the eager step).
+
+    Raises:
+        SymplearnError: not a flow map.
+    """
+    import copy
+    import warnings
+
+    from ..dynamics import DiscretizedDynamics, discretize
+
+    if not isinstance(flow, FlowMap):
+        raise SymplearnError(f"trace_flow needs a flow map, got {type(flow).__name__}")
+    if isinstance(flow, DiscretizedDynamics):
+        if flow.integrator.implicit:
+            return flow  # data-dependent iteration counts cannot be traced
+        dyn = flow.dynamics
+        if isinstance(dyn, torch.nn.Module):
+            dyn = copy.deepcopy(dyn).requires_grad_(False)  # weights become trace constants
+        target = discretize(dyn, flow.integrator, flow.dt)
+    elif isinstance(flow, torch.nn.Module):
+        target = copy.deepcopy(flow).requires_grad_(False)
+    else:
+        target = flow
+    t0 = torch.zeros((), dtype=example.dtype, device=example.device)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # TracerWarnings on shape checks: the shape is fixed
+        try:
+            fn = torch.jit.trace(target.step, (t0, example), check_trace=False)
+        except Exception:  # noqa: BLE001 - anything the tracer cannot record: run eagerly
+            return flow
+        z_eager = z_trace = example
+        eps = torch.finfo(example.dtype).eps
+        for k in range(check_steps):
+            t = torch.full((), k * flow.dt, dtype=example.dtype, device=example.device)
+            z_eager, z_trace = flow.step(t, z_eager), fn(t, z_trace)
+            scale = float(z_eager.abs().max()) or 1.0
+            if not float((z_eager - z_trace).abs().max()) <= 100 * eps * scale:
+                return flow
+    return TracedFlow(flow, fn, tuple(example.shape))
