@@ -53,3 +53,16 @@ def test_implicit_steps_and_other_batch_shapes_run_eagerly():
     assert torch.equal(traced.step(0.0, other), net.step(0.0, other))  # eager fallback for a new shape
     with torch.no_grad():
         assert float((traced.step(0.0, z0) - net.step(0.0, z0)).abs().max()) <= 1e-14
+
+
+def test_a_batch_shape_is_traced_once_it_has_run_a_few_steps():
+    system = sl.get_system("oscillator")
+    model = HNN(n_dof=1, width=16).double()
+    flow = sl.discretize(model, "rk4", 0.1)
+    traced = trace_flow(flow)  # no example: traced lazily, per shape
+    z = system.sample(7)
+    with torch.inference_mode():
+        eager = sl.integrate(flow, z, 100).z
+        lazy = sl.integrate(traced, z, 100).z
+    assert len(traced._traces) == 1  # the (7, 2) shape, after trace_after steps
+    assert float((eager - lazy).abs().max()) <= 1e-13

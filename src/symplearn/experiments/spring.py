@@ -29,6 +29,7 @@ from .._errors import SymplearnError
 from ..datasets import TrainingData
 from ..dynamics import SeparableHamiltonian, discretize
 from ..geometry import divergence
+from ..integrators import trace_flow
 from ..models import HNN, MLPField
 from ..report import Column, Report, write_run
 from ..systems import get_system
@@ -236,7 +237,7 @@ def _evaluate(
     zr = z.double()  # energies in float64 whatever the model's dtype
     with torch.inference_mode():
         tr = dg.transport_loop(
-            flow,
+            trace_flow(flow),  # each batch shape traced once it has run a few steps
             _loop_states(cfg).to(dtype),
             n_steps,
             save_every=cfg.steps_per_period,  # once a period: each refinement re-integrates from 0
