@@ -211,7 +211,7 @@ def test_unconverged_implicit_step_raises_with_step_dt_and_residual():
     [
         ({"dt": 0.0}, "dt must be a positive"),
         ({"dt": -0.1}, "dt must be a positive"),
-        ({"n_steps": 0}, "n_steps must be a positive"),
+        ({"n_steps": 0}, "n_steps must be an integer >= 1"),
         ({"save_every": 0}, "save_every must be"),
     ],
 )
