@@ -30,7 +30,11 @@ def composite_newton_cotes(y: np.ndarray, h: float, degree: int = 6) -> np.ndarr
 
 def test_registry_and_parameters():
     assert set(PORT_SYSTEMS) == {
-        "linear-oscillator", "damped-oscillator", "forced-oscillator", "dhnn-spring", "duffing",
+        "linear-oscillator",
+        "damped-oscillator",
+        "forced-oscillator",
+        "dhnn-spring",
+        "duffing",
         "duffing-chaotic",
     }
     assert get_port_system("damped-oscillator").gamma_p == 0.3
@@ -78,11 +82,16 @@ def test_damped_oscillator_exact_solution_is_the_textbook_formula():
     assert torch.allclose(exact[..., 0], q, atol=1e-14) and torch.allclose(exact[..., 1], p, atol=1e-14)
 
 
-@pytest.mark.parametrize("name", ["forced-oscillator", "damped-oscillator", "dhnn-spring", "linear-oscillator"])
+@pytest.mark.parametrize(
+    "name", ["forced-oscillator", "damped-oscillator", "dhnn-spring", "linear-oscillator"]
+)
 def test_linear_exact_solution_satisfies_the_ode(name):
     """d/dt of the exact solution (complex-step-free: central differences of order 4) equals the
     field, and the solution starts at z0, also from a nonzero t0."""
-    s = get_port_system(name, **({"f": 0.7, "gamma_p": 0.2, "Omega": 2.1, "phase": 0.4} if name == "linear-oscillator" else {}))
+    s = get_port_system(
+        name,
+        **({"f": 0.7, "gamma_p": 0.2, "Omega": 2.1, "phase": 0.4} if name == "linear-oscillator" else {}),
+    )
     z0 = torch.tensor([[1.0, 0.3], [-0.5, 0.8]], dtype=F64)
     t0, h = 0.7, 1e-3
     t = torch.linspace(t0, t0 + 5, 11, dtype=F64)
@@ -100,7 +109,9 @@ def test_resonance_is_refused():
         s.exact_solution(torch.zeros(1, 2, dtype=F64), torch.tensor([1.0], dtype=F64))
 
 
-@pytest.mark.parametrize("name", ["damped-oscillator", "forced-oscillator", "dhnn-spring", "duffing", "duffing-chaotic"])
+@pytest.mark.parametrize(
+    "name", ["damped-oscillator", "forced-oscillator", "dhnn-spring", "duffing", "duffing-chaotic"]
+)
 def test_energy_balance_along_gauss_legendre_6_trajectories(name):
     """H0(T) - H0(0) = int_0^T (forcing power - dissipated power) dt along GL6 trajectories at a
     small step, the integral by the composite degree-6 Newton-Cotes rule: agreement to ~1e-12,

@@ -79,7 +79,7 @@ class PortHamiltonianDynamics(Dynamics):
         raise NotImplementedError
 
     def forcing(self, t) -> Tensor:
-        """The forcing ``F(t)`` (zero on the positions). Args: t: float or ``(...)``. Returns: ``(..., 2n)``."""
+        """The forcing ``F(t)``, zero on the positions. Args: t: float or ``(...)``. Returns ``(..., 2n)``."""
         raise NotImplementedError
 
     def energy(self, z: Tensor) -> Tensor:
@@ -275,7 +275,9 @@ class Duffing(_PortSystem):
         if self.beta <= 0:
             raise SymplearnError(f"{self.name}: beta must be > 0 (bounded wells), got {self.beta}")
         if self.gamma < 0:
-            raise SymplearnError(f"{self.name}: gamma must be >= 0 (R positive semi-definite), got {self.gamma}")
+            raise SymplearnError(
+                f"{self.name}: gamma must be >= 0 (R positive semi-definite), got {self.gamma}"
+            )
 
     def hamiltonian(self, z: Tensor) -> Tensor:
         q, p = split(z)
