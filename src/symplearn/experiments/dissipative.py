@@ -28,8 +28,6 @@ RK4 from the held-out initial states.
 from __future__ import annotations
 
 import copy
-import functools
-import inspect
 import math
 import time
 from dataclasses import dataclass, replace
@@ -43,9 +41,9 @@ from torch import Tensor
 
 from .._errors import NonFiniteError, SymplearnError
 from ..diagnostics.helmholtz import energy_balance_residual, helmholtz_decomposition
-from ..dynamics import Dynamics
+from ..dynamics import discretize
 from ..geometry import batch_jacobian
-from ..integrators import get_integrator, integrate
+from ..integrators import integrate
 from ..models import DHNN, HNN, PHNN, MLPField, TimeMLPField
 from ..plotting import style_for
 from ..report import Column, Report, write_run
@@ -58,41 +56,7 @@ SYSTEM_NAMES = ("damped-spring", "damped-spring-dhnn", "forced-spring", "duffing
 ROWS = ("mlp", "hnn", "dhnn", "phnn")
 
 
-# -- time-carrying integration (the one place that calls integrate) -----------------------------
-@functools.cache
-def _takes_time(cls: type) -> bool:
-    """Whether ``cls.vector_field`` takes ``(t, z)`` (new API) rather than ``(z)`` (old)."""
-    params = [p for p in inspect.signature(cls.vector_field).parameters if p != "self"]
-    return len(params) >= 2
-
-
-def call_field(dynamics: Any, t, z: Tensor) -> Tensor:
-    """``dynamics.vector_field(t, z)``, or ``vector_field(z)`` for autonomous dynamics written
-    against the pre-redesign API (which drop ``t``)."""
-    if _takes_time(type(dynamics)):
-        return dynamics.vector_field(t, z)
-    return dynamics.vector_field(z)
-
-
-class _Clocked(Dynamics):
-    """The autonomous extension ``y = (q, tau, p, s)`` of a time-dependent ``dz/dt = f(t, z)``
-    with ``dtau/dt = 1``, ``ds/dt = 0``: every Runge-Kutta method (explicit or Gauss-Legendre)
-    integrates ``tau`` exactly and so evaluates ``f`` at its stage times ``t + c_i dt``. Used only
-    while the integrators do not carry ``t`` themselves."""
-
-    def __init__(self, dynamics: Any, n_dof: int):
-        self.inner = dynamics
-        self.n = n_dof
-        self.n_dof = n_dof + 1
-
-    def vector_field(self, y: Tensor) -> Tensor:
-        n = self.n
-        q, tau, p = y[..., :n], y[..., n], y[..., n + 1 : 2 * n + 1]
-        f = call_field(self.inner, tau, torch.cat([q, p], -1))
-        one = torch.ones_like(tau)[..., None]
-        return torch.cat([f[..., :n], one, f[..., n:], torch.zeros_like(one)], -1)
-
-
+# -- integration (the one place that calls integrate) ----------------------------------------------
 def integrate_t(
     dynamics: Any,
     z0: Tensor,
@@ -103,38 +67,21 @@ def integrate_t(
     t0: float = 0.0,
     save_every: int = 1,
 ) -> tuple[Tensor, Tensor]:
-    """Integrate time-dependent (or autonomous) dynamics from ``z0 (..., 2n)`` at time ``t0``.
-
-    With the redesigned core (``symplearn.dynamics.discretize``) this is
-    ``integrate(discretize(dynamics, integrator, dt), z0, n_steps, t0=t0)``; before it, the
-    integrators call ``vector_field(z)`` without time, so time is carried as an extra
-    coordinate of an autonomous extension (exact for every Runge-Kutta method).
+    """Integrate time-dependent (or autonomous) dynamics from ``z0 (..., 2n)`` at time ``t0``:
+    ``integrate(discretize(dynamics, integrator, dt), z0, n_steps, t0=t0)``.
 
     Args:
-        dynamics: anything with ``vector_field(t, z)`` (or the old ``vector_field(z)``).
+        dynamics: a :class:`~symplearn.dynamics.Dynamics` (``vector_field(t, z)``).
         z0: initial states ``(..., 2n)``.
-        dt: step; n_steps: number of steps; integrator: a Runge-Kutta name (``"rk4"``,
-            ``"implicit-midpoint"``, ``"gauss-legendre-4"``, ``"gauss-legendre-6"``, ``"euler"``).
+        dt: step; n_steps: number of steps; integrator: a canonical name (``"rk4"``,
+            ``"implicit-midpoint"``, ``"gauss-legendre-4"``, ``"gauss-legendre-6"``, ...).
         t0: initial time. save_every: keep every k-th state.
 
     Returns:
         ``t (T,)`` and ``z (T, ..., 2n)``.
     """
-    try:
-        from ..dynamics import discretize  # the redesigned core
-    except ImportError:
-        discretize = None
-    if discretize is not None:  # pragma: no cover - after the core rebase
-        traj = integrate(discretize(dynamics, integrator, dt), z0, n_steps, save_every=save_every, t0=t0)
-        return traj.t, traj.z
-    n = z0.shape[-1] // 2
-    tau = torch.full((*z0.shape[:-1], 1), float(t0), dtype=z0.dtype, device=z0.device)
-    y0 = torch.cat([z0[..., :n], tau, z0[..., n:], torch.zeros_like(tau)], -1)
-    traj = integrate(
-        _Clocked(dynamics, n), y0, dt, n_steps, get_integrator(integrator), save_every=save_every, t0=t0
-    )
-    y = traj.z
-    return traj.t, torch.cat([y[..., :n], y[..., n + 1 : 2 * n + 1]], -1)
+    traj = integrate(discretize(dynamics, integrator, dt), z0, n_steps, save_every=save_every, t0=t0)
+    return traj.t, traj.z
 
 
 # -- configuration ------------------------------------------------------------------------------
@@ -388,7 +335,7 @@ def train_derivative(
     seeded with ``seed``.
 
     Args:
-        model: continuous dynamics with ``vector_field(t, z)`` (or the old ``vector_field(z)``).
+        model: continuous dynamics with ``vector_field(t, z)``.
         t: ``(N,)`` sample times; z, dzdt: ``(N, 2n)``.
         steps, batch_size, lr, seed: the optimisation.
 
@@ -404,7 +351,7 @@ def train_derivative(
     n = len(z)
     for step in range(steps):
         idx = torch.randint(n, (min(batch_size, n),), generator=gen)
-        loss = (call_field(model, t[idx], z[idx]) - dzdt[idx]).pow(2).sum(-1).mean()
+        loss = (model.vector_field(t[idx], z[idx]) - dzdt[idx]).pow(2).sum(-1).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -443,7 +390,7 @@ def _field_on(model, t: Tensor, Z: Tensor) -> Tensor:
     """``v(t_k, Z)`` for each time: ``(K, *Z.shape)`` in float64."""
     dtype = next(model.parameters()).dtype if isinstance(model, torch.nn.Module) else torch.float64
     Zc = Z.to(dtype)
-    out = [call_field(model, torch.full(Zc.shape[:-1], float(tk), dtype=dtype), Zc) for tk in t]
+    out = [model.vector_field(torch.full(Zc.shape[:-1], float(tk), dtype=dtype), Zc) for tk in t]
     return torch.stack(out).double()
 
 
@@ -695,8 +642,8 @@ def run(config: Config, out: str | Path) -> Report:
             with torch.no_grad():
                 if data.test_z_samples is not None:
                     dtp = next(model.parameters()).dtype
-                    pred = call_field(
-                        model, data.test_t_samples.to(dtp), data.test_z_samples.to(dtp)
+                    pred = model.vector_field(
+                        data.test_t_samples.to(dtp), data.test_z_samples.to(dtp)
                     ).double()
                     metrics["test_derivative_mse"] = float((pred - data.test_dzdt_samples).pow(2).mean())
             rows[row] = {**metrics, "final_train_loss": hist[-1], "train_time_s": train_s}

@@ -47,7 +47,6 @@ class DHNN(ModelMixin, nn.Module, Dynamics):
     """
 
     kind = "dhnn"
-    has_energy = True
 
     def __init__(self, n_dof: int, width: int = 64, depth: int = 2, activation: str = "tanh"):
         super().__init__()
@@ -114,7 +113,6 @@ class PHNN(ModelMixin, nn.Module, PortHamiltonianDynamics):
     """
 
     kind = "phnn"
-    has_energy = True
 
     def __init__(
         self,
@@ -227,7 +225,6 @@ class TimeMLPField(ModelMixin, nn.Module, Dynamics):
     """
 
     kind = "mlp-t"
-    has_energy = False
 
     def __init__(self, n_dof: int, width: int = 64, depth: int = 2, activation: str = "tanh"):
         super().__init__()

@@ -107,15 +107,27 @@ class PortHamiltonianDynamics(Dynamics):
         return join(gp, -gq) - rg + self.forcing(as_time(t, z))
 
 
-class _PortSystem(System, PortHamiltonianDynamics):
-    """A ground-truth port-Hamiltonian system: :class:`System` bookkeeping (parameters,
-    sampling on shells of ``H0``) with the port-Hamiltonian field."""
+class _PortSystem(PortHamiltonianDynamics):
+    """A ground-truth port-Hamiltonian system, with the bookkeeping of
+    :class:`~symplearn.systems.base.System` (named parameters with defaults, validation,
+    seeded sampling on shells of ``H0``) but not its kind: it is no
+    :class:`~symplearn.dynamics.HamiltonianDynamics` (``dz/dt != J grad H``)."""
 
-    has_exact_solution = False
-    separable = False  # a splitting method would drop the damping and the forcing
+    name: str = "system"
+    n_dof: int = 1
+    has_lagrangian: bool = False
+    has_exact_solution: bool = False
+    PARAMS: dict[str, float] = {}
+    ENERGY_RANGE: tuple[float, float] = (0.1, 1.0)
+    Q_BOX: float = math.pi
 
-    def vector_field(self, t, z: Tensor) -> Tensor:  # System's own would be J grad H only
-        return PortHamiltonianDynamics.vector_field(self, t, z)
+    # the parameter handling and the sampler of System, shared rather than copied
+    __init__ = System.__init__
+    _validate = System._validate
+    __repr__ = System.__repr__
+    sample = System.sample
+    _energy_range = System._energy_range
+    _admissible = System._admissible
 
     def conserved_quantities(self, z: Tensor) -> dict[str, Tensor]:
         """None: energy is dissipated and injected. Returns ``{}``."""
