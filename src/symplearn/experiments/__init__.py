@@ -16,6 +16,7 @@ from .._errors import lookup
 EXPERIMENTS: dict[str, str] = {
     "spring": "symplearn.experiments.spring",
     "pendulum": "symplearn.experiments.pendulum",
+    "dissipative": "symplearn.experiments.dissipative",
 }
 
 

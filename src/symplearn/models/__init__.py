@@ -28,6 +28,7 @@ from torch import nn
 
 from .._errors import SymplearnError, lookup
 from .activations import ACTIVATIONS, SMOOTH_ACTIVATIONS, get_activation
+from .dissipative import DHNN, PHNN, TimeMLPField
 from .hnn import HNN, SeparableHNN
 from .lnn import LNN, lagrangian_acceleration
 from .mlp import MLPField
@@ -35,6 +36,7 @@ from .sympnet import GradientSympNet, GSympNet, LASympNet
 
 __all__ = [
     "ACTIVATIONS",
+    "DHNN",
     "MODELS",
     "SMOOTH_ACTIVATIONS",
     "GSympNet",
@@ -43,7 +45,9 @@ __all__ = [
     "LASympNet",
     "LNN",
     "MLPField",
+    "PHNN",
     "SeparableHNN",
+    "TimeMLPField",
     "build_model",
     "get_activation",
     "lagrangian_acceleration",
@@ -51,7 +55,19 @@ __all__ = [
 
 #: model kind (``model.config["kind"]``, the ``--model`` option) -> class
 MODELS: dict[str, type[nn.Module]] = {
-    cls.kind: cls for cls in (MLPField, HNN, SeparableHNN, LNN, LASympNet, GSympNet, GradientSympNet)
+    cls.kind: cls
+    for cls in (
+        MLPField,
+        HNN,
+        SeparableHNN,
+        LNN,
+        LASympNet,
+        GSympNet,
+        GradientSympNet,
+        DHNN,
+        PHNN,
+        TimeMLPField,
+    )
 }
 
 

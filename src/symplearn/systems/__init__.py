@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .._errors import lookup
 from .base import System
+from .dissipative import PORT_SYSTEMS, PortHamiltonianDynamics, get_port_system  # damped/forced
 from .double_pendulum import DoublePendulum
 from .henon_heiles import HenonHeiles
 from .kepler import Kepler, KeplerPolar, cartesian_to_polar, polar_to_cartesian, solve_kepler
@@ -40,6 +41,7 @@ def get_system(name: str, **params: float) -> System:
 
 
 __all__ = [
+    "PORT_SYSTEMS",
     "SYSTEMS",
     "DoublePendulum",
     "HarmonicOscillator",
@@ -47,8 +49,10 @@ __all__ = [
     "Kepler",
     "KeplerPolar",
     "Pendulum",
+    "PortHamiltonianDynamics",
     "System",
     "cartesian_to_polar",
+    "get_port_system",
     "get_system",
     "polar_to_cartesian",
     "solve_kepler",
