@@ -38,6 +38,9 @@ KINDS = {
     "sympnet-la": {"dt": 0.1},
     "sympnet-g": {"dt": 0.1, "width": 8},
     "sympnet-grad": {"dt": 0.1, "width": 8},
+    "dhnn": {"width": 16},
+    "phnn": {"width": 16},
+    "mlp-t": {"width": 16},
 }
 
 
