@@ -36,9 +36,10 @@ def _set_threads(n: int | None) -> None:
 def cmd_systems(args) -> int:
     from .dynamics import SeparableHamiltonian
     from .systems import SYSTEMS
+    from .systems.base import format_params
 
     for name, cls in SYSTEMS.items():
-        params = ", ".join(f"{k}={v:g}" for k, v in cls.PARAMS.items()) or "(none)"
+        params = format_params(cls.PARAMS) or "(none)"
         full = cls.__doc__ or ""
         doc = " ".join(full.strip().split("\n\n")[0].split()).replace("``", "")
         if "H =" not in doc:  # the formula is displayed below the first paragraph
