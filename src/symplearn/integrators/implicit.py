@@ -178,10 +178,15 @@ class _Solve:
         self.z, self.dt, self.adt, self.A, self.tol, self.eps = z, dt, adt, A, tol, eps
         self.tiny = torch.finfo(z.dtype).tiny
         self.zabs = z.detach().abs().amax(dim=-1)
+        self._inv_scale: Tensor | None = None  # adt / scale of each state, fixed at the first call
+        # one stage and a scalar step (implicit midpoint): Z = z + (dt a) K in one fused op
+        self._alpha = float(dt * A[0, 0]) if A.shape[0] == 1 and not isinstance(dt, Tensor) else None
         rows = z[..., 0].numel()
         self.switch_after = AUTO_SWITCH_ITERATIONS[rows >= AUTO_LARGE_BATCH]
 
     def stage_states(self, K: Tensor, z: Tensor | None = None, dt=None) -> Tensor:
+        if z is None and dt is None and self._alpha is not None:
+            return torch.add(self.z.unsqueeze(0), K, alpha=self._alpha)
         z = self.z if z is None else z
         dt = self.dt if dt is None else dt
         return z.unsqueeze(0) + dt * torch.einsum("ij,j...->i...", self.A, K)
@@ -189,16 +194,20 @@ class _Solve:
     def relative_change(self, dK: Tensor, K: Tensor) -> float:
         """max over the batch of ``dt |dK| / scale``, the scale of a state's stage states being
         ``max(|z|, dt |K|)`` (max-norms; within a factor 2 of ``max_i |Z_i|`` since the rows of
-        ``|A|`` sum to at most 1): coordinates near 6e4 (a double pendulum rotated 10^4 times)
-        carry round-off of 6e4 eps that no iteration can remove, and a state of size 1e-14 must
-        converge relative to itself, not to 1."""
+        ``|A|`` sum to at most 1), taken at the first call of the step (the stage derivatives
+        move little between iterations; a fixed scale saves a third of the operations of an
+        iteration, which is what a small batch's step costs): coordinates near 6e4 (a double
+        pendulum rotated 10^4 times) carry round-off of 6e4 eps that no iteration can remove,
+        and a state of size 1e-14 must converge relative to itself, not to 1."""
         with torch.no_grad():
             if not dK.numel():
                 return 0.0
-            # (reducing over the stages first: torch's reduction over a short last dimension is slow)
-            change = self.adt * dK.detach().abs().amax(dim=0).amax(dim=-1)  # (batch)
-            scale = torch.maximum(self.zabs, self.adt * K.detach().abs().amax(dim=0).amax(dim=-1))
-            return float((change / (scale + self.tiny)).max())
+            if self._inv_scale is None:
+                # (reducing over the stages first: torch's reduction over a short last dimension is slow)
+                scale = torch.maximum(self.zabs, self.adt * K.detach().abs().amax(dim=0).amax(dim=-1))
+                self._inv_scale = self.adt / (scale + self.tiny)
+            change = dK.detach().abs().amax(dim=0).amax(dim=-1)  # (batch)
+            return float((change * self._inv_scale).max())
 
     def fixed_point(self, K: Tensor, *, switch: bool) -> tuple[Tensor | None, bool]:
         """``K <- f(t + c h, z + h A K)`` to convergence: ``(K, True)``. With ``switch``,
