@@ -41,6 +41,10 @@ KINDS = {
     "dhnn": {"width": 16},
     "phnn": {"width": 16},
     "mlp-t": {"width": 16},
+    "hnn-translation": {"width": 16},
+    "hnn-translation-separable": {"width": 16},
+    "hnn-rotation": {"width": 16},
+    "hnn-rotation-separable": {"width": 16},
 }
 
 

@@ -31,9 +31,10 @@ CASES = {
     "kepler": {"k": 1.3},
     "kepler-polar": {"k": 1.3},
     "henon-heiles": {"lam": 1.2},
+    "two-body-spring": {"k": 1.3},
 }
 NAMES = list(CASES)
-SEPARABLE = ["oscillator", "pendulum", "kepler", "henon-heiles"]
+SEPARABLE = ["oscillator", "pendulum", "kepler", "henon-heiles", "two-body-spring"]
 NON_SEPARABLE = ["double-pendulum", "kepler-polar"]
 
 
@@ -56,6 +57,7 @@ def test_registry_names_parameters_and_defaults():
         "kepler": {"k": 1.0},
         "kepler-polar": {"k": 1.0},
         "henon-heiles": {"lam": 1.0},
+        "two-body-spring": {"k": 1.0},
     }
     for name, cls in SYSTEMS.items():
         assert cls.name == name
@@ -289,6 +291,7 @@ def test_conserved_quantities_are_conserved_along_gauss_legendre(name):
     assert float((traj.z - z0).abs().amax(dim=(0, 2)).min()) > 0.1  # the states really moved
     quantities = s.conserved_quantities(traj.z)
     expected = {"energy"} | ({"angular_momentum", "runge_lenz"} if name.startswith("kepler") else set())
+    expected |= {"total_momentum"} if name == "two-body-spring" else set()
     assert set(quantities) == expected
     for key, Q in quantities.items():
         Q0 = Q[0]

@@ -32,6 +32,7 @@ from .dissipative import DHNN, PHNN, TimeMLPField
 from .hnn import HNN, SeparableHNN
 from .lnn import LNN, lagrangian_acceleration
 from .mlp import MLPField
+from .symmetric import RotationHNN, SeparableRotationHNN, SeparableTranslationHNN, TranslationHNN
 from .sympnet import GradientSympNet, GSympNet, LASympNet
 
 __all__ = [
@@ -48,6 +49,10 @@ __all__ = [
     "PHNN",
     "SeparableHNN",
     "TimeMLPField",
+    "RotationHNN",
+    "SeparableRotationHNN",
+    "SeparableTranslationHNN",
+    "TranslationHNN",
     "build_model",
     "get_activation",
     "lagrangian_acceleration",
@@ -69,6 +74,9 @@ MODELS: dict[str, type[nn.Module]] = {
         TimeMLPField,
     )
 }
+MODELS.update(
+    {cls.kind: cls for cls in (TranslationHNN, SeparableTranslationHNN, RotationHNN, SeparableRotationHNN)}
+)
 
 
 class _ModelArgumentError(SymplearnError, TypeError):

@@ -11,6 +11,7 @@ from .kepler import Kepler, KeplerPolar, cartesian_to_polar, polar_to_cartesian,
 from .oscillator import HarmonicOscillator
 from .particles import LennardJones
 from .pendulum import Pendulum
+from .two_body_spring import TwoBodySpring
 
 #: canonical command-line name -> system class
 SYSTEMS: dict[str, type[System]] = {
@@ -21,6 +22,7 @@ SYSTEMS: dict[str, type[System]] = {
     "kepler-polar": KeplerPolar,
     "henon-heiles": HenonHeiles,
     "lennard-jones": LennardJones,
+    "two-body-spring": TwoBodySpring,
 }
 
 
@@ -54,6 +56,7 @@ __all__ = [
     "Pendulum",
     "PortHamiltonianDynamics",
     "System",
+    "TwoBodySpring",
     "cartesian_to_polar",
     "get_port_system",
     "get_system",
