@@ -115,7 +115,8 @@ def test_rotation_hnn_is_invariant_and_conserves_angular_momentum(cls):
     assert assert_noether_charge(angular_momentum, model, z) < 1e-13
     # dL/dt along the learned field, in closed form: zero to round-off
     q, p = z[..., :2], z[..., 2:]
-    f = model.vector_field(z)
+    with torch.no_grad():
+        f = model.vector_field(z)
     dL = q[..., 0] * f[..., 3] - q[..., 1] * f[..., 2] + f[..., 0] * p[..., 1] - f[..., 1] * p[..., 0]
     assert float(dL.abs().max()) < 1e-12 * float(f.abs().max())
 
