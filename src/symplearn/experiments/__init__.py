@@ -17,6 +17,8 @@ EXPERIMENTS: dict[str, str] = {
     "spring": "symplearn.experiments.spring",
     "pendulum": "symplearn.experiments.pendulum",
     "dissipative": "symplearn.experiments.dissipative",
+    "kepler": "symplearn.experiments.kepler",
+    "noether": "symplearn.experiments.noether",
 }
 
 
