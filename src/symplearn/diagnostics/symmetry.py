@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from .._errors import SymplearnError
+from ..dynamics import Dynamics
 from ._common import check_int, check_states, default_tol
 from .poisson import bracket_with_energy
 
@@ -270,7 +271,8 @@ def assert_equivariant(field: Any, symmetry: Symmetry, z: Any, tol: float | None
     """Assert that a vector field is equivariant: ``X(g z) = g_* X(z)`` on states z.
 
     Args:
-        field: a dynamics (its ``vector_field`` is used) or a callable ``(..., 2n) -> (..., 2n)``.
+        field: an autonomous :class:`~symplearn.Dynamics` (its ``vector_field(0, z)`` is used) or a
+            callable ``(..., 2n) -> (..., 2n)``.
         symmetry: the group element g (:func:`translation`: the field must not change;
             :func:`rotation`: it must rotate with the state).
         z: ``(..., 2n)`` states.
@@ -284,8 +286,14 @@ def assert_equivariant(field: Any, symmetry: Symmetry, z: Any, tol: float | None
         SymplearnError: a field that is neither, or a symmetry that is not a :class:`Symmetry`.
     """
     symmetry = _check_symmetry(symmetry)
-    f = getattr(field, "vector_field", field)
-    if not callable(f):
+    if isinstance(field, Dynamics):
+        dyn = field
+
+        def f(z: Tensor) -> Tensor:
+            return dyn.vector_field(0.0, z)
+    elif callable(field):
+        f = field
+    else:
         raise SymplearnError(f"field must be a dynamics or a callable field, got {type(field).__name__}")
     z = check_states(z, "z")
     with torch.no_grad():

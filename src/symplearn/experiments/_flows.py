@@ -13,63 +13,44 @@ from __future__ import annotations
 import copy
 import time
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from .._errors import SymplearnError
-from ..dynamics import FlowMap
-from ..integrators import Integrator, get_integrator, integrate
+from ..dynamics import DiscretizedDynamics, FlowMap, discretize
+from ..integrators import Integrator, integrate
 
 
-@dataclass
-class Flow:
-    """A dynamics discretised by an integrator at step dt (what ``discretize`` builds in the new
-    core API)."""
-
-    dynamics: Any
-    integrator: Integrator
-    dt: float
-
-    @property
-    def name(self) -> str:
-        return self.integrator.name
+def make_flow(dynamics: Any, integrator: str | Integrator, dt: float) -> DiscretizedDynamics:
+    """``discretize(dynamics, integrator, dt)`` (which checks the pair)."""
+    return discretize(dynamics, integrator, dt)
 
 
-def make_flow(dynamics: Any, integrator: str | Integrator, dt: float) -> Flow:
-    """``Flow(dynamics, integrator, dt)``, the integrator by name or instance; checks the pair."""
-    integ = get_integrator(integrator) if isinstance(integrator, str) else integrator
-    integ.check(dynamics)
-    return Flow(dynamics, integ, float(dt))
-
-
-def advance(flow: Flow | FlowMap, z: Tensor, n_steps: int, *, save_every: int = 1) -> Tensor:
+def advance(flow: FlowMap, z: Tensor, n_steps: int, *, save_every: int = 1) -> Tensor:
     """States ``(n_steps // save_every + 1, ..., 2n)`` of ``flow`` from ``z``; NaNs propagate
     (the caller detects escapes). The one call of ``integrate`` in these experiments."""
-    if isinstance(flow, FlowMap):
-        return integrate(flow, z, flow.dt, n_steps, None, save_every=save_every, check_finite=False).z
-    return integrate(
-        flow.dynamics, z, flow.dt, n_steps, flow.integrator, save_every=save_every, check_finite=False
-    ).z
+    return integrate(flow, z, n_steps, save_every=save_every, check_finite=False).z
 
 
 class TracedStep(FlowMap):
-    """One step of an explicit integrator on a dynamics, traced with ``torch.jit.trace``."""
+    """One step of an explicit integrator on an autonomous dynamics, traced with
+    ``torch.jit.trace`` (the time is not an input of the trace: autonomous dynamics only)."""
 
-    def __init__(self, flow: Flow, example: Tensor):
+    def __init__(self, flow: DiscretizedDynamics, example: Tensor):
         dyn = flow.dynamics
         if isinstance(dyn, torch.nn.Module):
             dyn = copy.deepcopy(dyn).requires_grad_(False)  # weights become trace constants
         integ, dt = flow.integrator, flow.dt
-        self.n_dof = example.shape[-1] // 2
+        self.n_dof = flow.n_dof
         self.dt = dt
+        self.integrator = integ
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # TracerWarnings on shape checks (shapes are fixed)
-            self._fn = torch.jit.trace(lambda z: integ.step(dyn, z, dt), example, check_trace=False)
+            self._fn = torch.jit.trace(lambda z: integ.step(dyn, 0.0, z, dt), example, check_trace=False)
 
-    def step(self, z: Tensor) -> Tensor:
+    def step(self, t: float | Tensor, z: Tensor) -> Tensor:
         return self._fn(z)
 
 
@@ -77,7 +58,7 @@ def _same(a: Tensor, b: Tensor) -> float:
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-300))
 
 
-def fast_flow(flow: Flow, example: Tensor) -> Flow | FlowMap:
+def fast_flow(flow: DiscretizedDynamics, example: Tensor) -> FlowMap:
     """The same flow with less per-operation overhead: explicit integrators get a traced step,
     checked to reproduce the eager one to 1e-14 relative on ``example``. Implicit ones are
     returned as they are: their iteration count depends on the data, and tracing only their
@@ -88,15 +69,15 @@ def fast_flow(flow: Flow, example: Tensor) -> Flow | FlowMap:
     try:
         fast = TracedStep(flow, example)
         with torch.no_grad():
-            err = _same(fast.step(example), flow.integrator.step(flow.dynamics, example, flow.dt))
+            err = _same(fast.step(0.0, example), flow.step(0.0, example))
     except Exception:  # noqa: BLE001 - tracing is an optimisation only
         return flow
     if not err <= 1e-14:
-        raise SymplearnError(f"traced {flow.name} differs from the eager one by {err:.3g}")
+        raise SymplearnError(f"traced {flow!r} differs from the eager one by {err:.3g}")
     return fast
 
 
-def time_per_step(flow: Flow | FlowMap, z: Tensor, n_steps: int = 200) -> float:
+def time_per_step(flow: FlowMap, z: Tensor, n_steps: int = 200) -> float:
     """Seconds per step of ``flow`` on the batch ``z`` (inference mode, after one warm-up)."""
     with torch.inference_mode():
         advance(flow, z, 5)

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from .._errors import ConvergenceError, SymplearnError
 from ..diagnostics.symmetry import angular_momentum
+from ..dynamics import HamiltonianDynamics
 from ..report import Column, Report, write_run
 from ..systems import Kepler
 from ._common import log
@@ -174,7 +175,7 @@ def _train(cfg: Config, system: Kepler, kinds: list[str]) -> tuple[dict[str, Any
     return train_models(
         kinds,
         z,
-        system.vector_field(z),
+        system.vector_field(0.0, z),
         seed=cfg.seed,
         steps=cfg.steps,
         batch_size=cfg.batch_size,
@@ -343,7 +344,7 @@ def run(config: Config, out: str | Path) -> Report:
         fflow = fast_flow(flow, z0)
         n_orbits = cfg.orbits if long else cfg.midpoint_orbits
         log(cfg.quiet, f"{name}: {n_orbits} orbits ({n_orbits * cfg.steps_per_orbit} steps)")
-        energy = models[kind].hamiltonian if kind != "true" and getattr(dyn, "has_energy", False) else None
+        energy = dyn.hamiltonian if kind != "true" and isinstance(dyn, HamiltonianDynamics) else None
         row = _measure(cfg, system, fflow, z0, n_orbits, groups, energy)
         curves[name] = row.pop("_curves")
         n_steps_done = n_orbits * cfg.steps_per_orbit

@@ -134,7 +134,7 @@ class Config:
 def _field_error(model: Any, system: Any, z: Tensor) -> float:
     """Relative RMS field error ``sqrt(sum |f_theta - f|^2 / sum |f|^2)`` over states ``z``."""
     with torch.no_grad():
-        f, g = model.vector_field(z), system.vector_field(z)
+        f, g = model.vector_field(0.0, z), system.vector_field(0.0, z)
     return float(((f - g) ** 2).sum().sqrt() / (g**2).sum().sqrt())
 
 
@@ -216,7 +216,7 @@ def _translations(cfg: Config) -> tuple[dict[str, dict[str, Any]], dict[str, Any
     models, fits = train_models(
         kinds,
         z,
-        system.vector_field(z),
+        system.vector_field(0.0, z),
         seed=cfg.seed,
         steps=cfg.steps,
         batch_size=cfg.batch_size,
@@ -265,7 +265,7 @@ def _rotations(cfg: Config) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     models, fits = train_models(
         kinds,
         z,
-        system.vector_field(z),
+        system.vector_field(0.0, z),
         seed=cfg.seed,
         steps=cfg.steps,
         batch_size=cfg.batch_size,

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from .._errors import SymplearnError
-from ..dynamics import Dynamics, join, split
+from ..dynamics import HamiltonianDynamics, SeparableHamiltonian, join, split
 from ..geometry import apply_J
 from ._common import ModelMixin, ScalarMLP, check_int
 from .activations import get_activation
@@ -78,11 +78,9 @@ def _relative_pullback(g: Tensor, d: int) -> Tensor:
     return torch.cat([first, g], -1)
 
 
-class _InvariantHNN(ModelMixin, nn.Module, Dynamics):
+class _InvariantHNN(ModelMixin, nn.Module, HamiltonianDynamics):
     """``H_theta(z) = f_theta(phi(z))`` with invariant features ``phi``; subclasses give
     :meth:`features` and the closed-form pullback :meth:`_pullback`."""
-
-    has_energy = True
 
     def features(self, z: Tensor) -> Tensor:  # pragma: no cover - abstract
         """Invariant features ``phi(z)``. Args: z: ``(..., 2n)``. Returns: ``(..., m)``."""
@@ -103,13 +101,14 @@ class _InvariantHNN(ModelMixin, nn.Module, Dynamics):
         self._check_state(z)
         return self._pullback(z, self.energy_net.gradient(self.features(z)))
 
-    def vector_field(self, z: Tensor) -> Tensor:
-        """``J grad H_theta(z)``. Args: z: ``(..., 2n)``. Returns: ``(..., 2n)``."""
+    def vector_field(self, t, z: Tensor) -> Tensor:
+        """``J grad H_theta(z)`` (autonomous: t is ignored). Args: z: ``(..., 2n)``.
+        Returns: ``(..., 2n)``."""
         return apply_J(self.grad_hamiltonian(z))
 
-    def forward(self, z: Tensor) -> Tensor:
-        """Same as :meth:`vector_field`."""
-        return self.vector_field(z)
+    def forward(self, t, z: Tensor) -> Tensor:
+        """Same as :meth:`vector_field` (so the model is a ``func(t, y)`` for ODE solvers)."""
+        return self.vector_field(t, z)
 
 
 class TranslationHNN(_InvariantHNN):
@@ -159,7 +158,7 @@ class TranslationHNN(_InvariantHNN):
         return torch.cat([_relative_pullback(g[..., :k], self.spatial_dim), g[..., k:]], -1)
 
 
-class SeparableTranslationHNN(ModelMixin, nn.Module, Dynamics):
+class SeparableTranslationHNN(ModelMixin, nn.Module, SeparableHamiltonian):
     """Separable translation-invariant HNN ``H_theta = T_theta(p) + V_theta(q_2 - q_1, ..., q_N - q_1)``.
 
     As :class:`TranslationHNN`, with ``grad_T``/``grad_V`` for explicit symplectic integrators.
@@ -177,8 +176,6 @@ class SeparableTranslationHNN(ModelMixin, nn.Module, Dynamics):
     """
 
     kind = "hnn-translation-separable"
-    has_energy = True
-    separable = True
 
     def __init__(
         self, n_dof: int, spatial_dim: int = 1, width: int = 64, depth: int = 2, activation: str = "tanh"
@@ -218,15 +215,15 @@ class SeparableTranslationHNN(ModelMixin, nn.Module, Dynamics):
         d = self.spatial_dim
         return _relative_pullback(self.potential_net.gradient(_relative(q, d)), d)
 
-    def vector_field(self, z: Tensor) -> Tensor:
-        """``(dT/dp, -dV/dq)``. Args: z: ``(..., 2n)``. Returns: ``(..., 2n)``."""
+    def vector_field(self, t, z: Tensor) -> Tensor:
+        """``(dT/dp, -dV/dq)`` (autonomous). Args: z: ``(..., 2n)``. Returns: ``(..., 2n)``."""
         self._check_state(z)
         q, p = split(z)
         return join(self.grad_T(p), -self.grad_V(q))
 
-    def forward(self, z: Tensor) -> Tensor:
-        """Same as :meth:`vector_field`."""
-        return self.vector_field(z)
+    def forward(self, t, z: Tensor) -> Tensor:
+        """Same as :meth:`vector_field` (so the model is a ``func(t, y)`` for ODE solvers)."""
+        return self.vector_field(t, z)
 
 
 class RotationHNN(_InvariantHNN):
@@ -271,7 +268,7 @@ class RotationHNN(_InvariantHNN):
         return join((gu / r) * q + gw * p, (2.0 * gv) * p + gw * q)
 
 
-class SeparableRotationHNN(ModelMixin, nn.Module, Dynamics):
+class SeparableRotationHNN(ModelMixin, nn.Module, SeparableHamiltonian):
     """Separable rotation-invariant HNN for one body in the plane:
     ``H_theta = T_theta(|p|^2) + V_theta(|q|)``.
 
@@ -289,8 +286,6 @@ class SeparableRotationHNN(ModelMixin, nn.Module, Dynamics):
     """
 
     kind = "hnn-rotation-separable"
-    has_energy = True
-    separable = True
 
     def __init__(self, n_dof: int = 2, width: int = 64, depth: int = 2, activation: str = "tanh"):
         super().__init__()
@@ -324,15 +319,15 @@ class SeparableRotationHNN(ModelMixin, nn.Module, Dynamics):
         r = q.norm(dim=-1, keepdim=True)
         return (self.potential_net.gradient(r) / r) * q
 
-    def vector_field(self, z: Tensor) -> Tensor:
-        """``(dT/dp, -dV/dq)``. Args: z: ``(..., 4)``. Returns: ``(..., 4)``."""
+    def vector_field(self, t, z: Tensor) -> Tensor:
+        """``(dT/dp, -dV/dq)`` (autonomous). Args: z: ``(..., 4)``. Returns: ``(..., 4)``."""
         self._check_state(z)
         q, p = split(z)
         return join(self.grad_T(p), -self.grad_V(q))
 
-    def forward(self, z: Tensor) -> Tensor:
-        """Same as :meth:`vector_field`."""
-        return self.vector_field(z)
+    def forward(self, t, z: Tensor) -> Tensor:
+        """Same as :meth:`vector_field` (so the model is a ``func(t, y)`` for ODE solvers)."""
+        return self.vector_field(t, z)
 
 
 #: the symmetric kinds, registered in :data:`symplearn.models.MODELS`

@@ -9,11 +9,11 @@ import torch
 from torch import Tensor
 
 from .._errors import SymplearnError
-from ..dynamics import join, split
+from ..dynamics import SeparableHamiltonian, join, split
 from .base import System, _check_count, seeded_generator
 
 
-class TwoBodySpring(System):
+class TwoBodySpring(System, SeparableHamiltonian):
     """Two unit masses on a line, ``q = (q1, q2)``, ``p = (p1, p2)``, joined by a spring of
     stiffness k (rest length 0), nothing else:
 
@@ -34,7 +34,6 @@ class TwoBodySpring(System):
 
     name = "two-body-spring"
     n_dof = 2
-    separable = True
     has_lagrangian = True
     has_exact_solution = True
     PARAMS = {"k": 1.0}
@@ -60,7 +59,7 @@ class TwoBodySpring(System):
         x = q[..., 0] - q[..., 1]
         return 0.5 * (p**2).sum(-1) + 0.5 * self.k * x**2
 
-    def vector_field(self, z: Tensor) -> Tensor:
+    def vector_field(self, t, z: Tensor) -> Tensor:
         q, p = split(z)
         return join(p, -self.grad_V(q))
 
