@@ -30,10 +30,11 @@ from torch import Tensor
 
 from .._errors import ConvergenceError, SymplearnError
 from ..diagnostics.symmetry import angular_momentum, rotation, total_momentum, translation
+from ..dynamics import discretize
 from ..report import Column, Report, write_run
 from ..systems import Kepler, TwoBodySpring
 from ._common import log
-from ._flows import advance, make_flow, train_models
+from ._flows import advance, train_models
 
 DESCRIPTION = (
     "Noether made measurable: symmetric HNNs generalise across shifts/rotations and conserve the charge"
@@ -141,7 +142,7 @@ def _field_error(model: Any, system: Any, z: Tensor) -> float:
 def _rollout(model: Any, system: Any, z0: Tensor, dt: float, n_steps: int, save_every: int, charge: Any):
     """Implicit-midpoint rollout of ``model`` from ``z0 (B, 2n)`` against the exact solution:
     the mean over states of the largest state error over time, and the largest charge change."""
-    flow = make_flow(model, "implicit-midpoint", dt)
+    flow = discretize(model, "implicit-midpoint", dt)
     try:
         with torch.inference_mode():
             zs = advance(flow, z0, n_steps, save_every=save_every)

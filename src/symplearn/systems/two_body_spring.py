@@ -9,8 +9,9 @@ import torch
 from torch import Tensor
 
 from .._errors import SymplearnError
+from .._validate import check_int
 from ..dynamics import SeparableHamiltonian, join, split
-from .base import System, _check_count, seeded_generator
+from .base import System, seeded_generator
 
 
 class TwoBodySpring(System, SeparableHamiltonian):
@@ -130,7 +131,7 @@ class TwoBodySpring(System, SeparableHamiltonian):
                 a reversed or non-finite range, a momentum range that no state of the energy
                 range reaches (``P^2/4 <= H``), an invalid seed.
         """
-        n = _check_count(n)
+        n = check_int("the number of states", n)
         lo, hi = self._energy_range(energy_range)
         if lo < 0:
             raise SymplearnError(f"{self.name}: energies are >= 0, got energy_range {(lo, hi)}")
