@@ -21,8 +21,8 @@ SYSTEMS: dict[str, type[System]] = {
     "kepler": Kepler,
     "kepler-polar": KeplerPolar,
     "henon-heiles": HenonHeiles,
-    "lennard-jones": LennardJones,
     "two-body-spring": TwoBodySpring,
+    "lennard-jones": LennardJones,
 }
 
 
