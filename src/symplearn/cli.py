@@ -317,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model on a system's data, write a model folder")
     p.add_argument("--system", help="system name (see `symplearn systems`); or give --data")
     p.add_argument(
-        "--model", required=True, help="mlp, hnn, hnn-separable, lnn, sympnet-la, sympnet-g or sympnet-grad"
+        "--model",
+        required=True,
+        help="a model kind: mlp, hnn, hnn-separable, hnn-rotation, ..., lnn, sympnet-g, ... (symplearn.models.MODELS)",
     )
     p.add_argument("--out", required=True, help="model folder to write")
     p.add_argument("--data", help="a data set from `symplearn generate` (default: generate one)")
