@@ -319,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         required=True,
-        help="a model kind: mlp, hnn, hnn-separable, hnn-rotation, ..., lnn, sympnet-g, ... (symplearn.models.MODELS)",
+        help="a model kind: mlp, hnn, hnn-separable, hnn-rotation, lnn, sympnet-g, dhnn, ... (models.MODELS)",
     )
     p.add_argument("--out", required=True, help="model folder to write")
     p.add_argument("--data", help="a data set from `symplearn generate` (default: generate one)")
