@@ -445,7 +445,9 @@ def _poincare_figure(sections: dict[str, Tensor], energy_mgl: float) -> Figure:
         pts = pts.numpy()
         color = style_for(name)["color"] if name != "truth" else "k"
         ax.plot(pts[:, 1], pts[:, 3], ".", ms=1.0, color=color, alpha=0.5, rasterized=True)
-        ax.set_title(f"{name} ({len(pts)} crossings)", fontsize=9)
+        outside = int((np.abs(pts[:, 3]) > pmax).sum()) if len(pts) else 0
+        extra = f", {outside} outside the frame" if outside else ""
+        ax.set_title(f"{name} ({len(pts)} crossings{extra})", fontsize=9)
         ax.set_xlabel("q2 (rad)")
         ax.set_xlim(-math.pi, math.pi)
         ax.set_ylim(-pmax, pmax)
