@@ -10,7 +10,8 @@ import torch
 from scipy.stats import ks_2samp
 
 from symplearn import SymplearnError
-from symplearn.integrators import get_integrator, integrate
+from symplearn.dynamics import discretize
+from symplearn.integrators import integrate
 from symplearn.systems import get_system
 from symplearn.systems.sampling import microcanonical_density, microcanonical_sample
 
@@ -43,7 +44,7 @@ def test_pendulum_matches_the_time_average_of_its_orbit(energy):
         z0 = torch.tensor([[math.acos(1 - energy / s.g), 0.0]], dtype=torch.float64)
     else:
         z0 = torch.tensor([[0.0, math.sqrt(2 * energy)]], dtype=torch.float64)
-    tr = integrate(s, z0, 0.004, 10_000, get_integrator("rk4"))
+    tr = integrate(discretize(s, "rk4", 0.004), z0, 10_000)
     q = torch.remainder(tr.z[:, 0, 0] + math.pi, 2 * math.pi) - math.pi
     # 40 s is many periods (>= 10): the time average is exact to O(period / 40 s) < 1e-2 of a swing
     for f in (torch.cos, lambda x: torch.cos(2 * x)):
@@ -61,7 +62,7 @@ def test_double_pendulum_matches_long_chaotic_trajectories():
     z = microcanonical_sample(s, E, 200_000, seed=1)
     z0 = microcanonical_sample(s, E, 64, seed=2)
     with torch.no_grad():
-        tr = integrate(s, z0, 0.01, 5000, get_integrator("rk4"), save_every=5)
+        tr = integrate(discretize(s, "rk4", 0.01), z0, 5000, save_every=5)
     zz = tr.z[100:]  # drop the first 5 s
     obs = {
         "cos q1": (torch.cos(z[:, 0]), torch.cos(zz[..., 0]).mean(0)),

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from .._errors import SymplearnError
+from ..dynamics import discretize
 from ..systems.sampling import microcanonical_sample
 from .lyapunov import lyapunov_exponent
 
@@ -80,7 +81,7 @@ def lyapunov_vs_energy(
         n_per_energy: initial states per shell (K).
         dt: step of ``integrator``.
         t_measure: measuring time (``round(t_measure / dt)`` steps).
-        integrator: one-step method (e.g. ``get_integrator("rk4")``).
+        integrator: one-step method or its canonical name (e.g. ``"rk4"``).
         t_transient: time run first to align the tangent vectors (not counted).
         seed: seed of the initial states and tangent vectors.
         renorm_every: steps between renormalisations.
@@ -99,11 +100,9 @@ def lyapunov_vs_energy(
     )  # (E, K, 2n)
     n_steps = max(1, round(t_measure / dt))
     res = lyapunov_exponent(
-        system,
+        discretize(system, integrator, dt),
         z0.reshape(-1, z0.shape[-1]),
-        dt,
         n_steps,
-        integrator,
         renorm_every=renorm_every,
         seed=seed,
         transient=round(t_transient / dt),

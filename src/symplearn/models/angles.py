@@ -80,6 +80,6 @@ class AngleHNN(HNN):
         out[..., self._rest] = g[..., 2 * k :]
         return out
 
-    def vector_field(self, z: Tensor) -> Tensor:
-        """``J grad H_theta(z)``. Args: z: ``(..., 2n)``. Returns ``(..., 2n)``."""
+    def vector_field(self, t, z: Tensor) -> Tensor:
+        """``J grad H_theta(z)`` (``t`` is ignored). Args: z: ``(..., 2n)``. Returns ``(..., 2n)``."""
         return apply_J(self.grad_hamiltonian(z))
