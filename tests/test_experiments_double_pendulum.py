@@ -68,8 +68,9 @@ def test_sampler_moments_match_true_trajectories(quick_run):
 
 
 def test_hnn_conserves_its_own_energy(quick_run):
-    """Structural: the implicit midpoint rule keeps the HNN's learned energy in a band whatever
-    the training (between wraps of the angles, which the lift handles)."""
+    """Structural: the implicit midpoint rule keeps the HNN's learned energy in a band of size
+    O(dt^2) whatever the training (the angle-embedded energy is periodic, so wrapping the angles
+    does not change it)."""
     _, m = quick_run
     row = m["rows"]["hnn"]
     assert row["learned_energy_verdict"] == "bounded"
