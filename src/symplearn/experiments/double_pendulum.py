@@ -470,6 +470,8 @@ def _marginal_figure(mc: dict[str, Tensor], series: dict[str, dict[str, Tensor]]
             st = {"color": "k", "ls": "-"} if name.startswith("truth") else style_for(name)
             x = m[key].numpy()
             x = x[np.isfinite(x)]
+            if x.size == 0:  # a rollout that broke down before the first saved state
+                continue
             ax.hist(x, bins=bins, density=True, histtype="step", lw=1.3, label=name, **st)
         ax.set_xlabel(units[key])
         ax.set_ylabel("density")
