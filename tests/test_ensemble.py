@@ -93,3 +93,17 @@ def test_bad_input(data):
         fit_ensemble({"kind": "sympnet-la", "n_dof": 1, "dt": 0.1}, data, seeds=2, steps=1)
     with pytest.raises(SymplearnError, match="model_config"):
         fit_ensemble("hnn", data, seeds=2, steps=1)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none present here)")
+def test_ensemble_on_cuda_matches_cpu(data):
+    # float64 on both devices, same seeds and batches: CUDA kernels sum in other orders, so
+    # agreement to round-off amplified over 40 Adam steps (bound 1e-9; not run here: no GPU)
+    cfg = {"kind": "hnn", "n_dof": 1, "width": 16, "depth": 2}
+    kw = {"seeds": [0, 1], "steps": STEPS, "batch_size": 32, "dtype": torch.float64, "progress": False}
+    cpu = fit_ensemble(cfg, data, **kw)
+    gpu_run = fit_ensemble(cfg, data, device="cuda", **kw)
+    for a, b in zip(cpu.models, gpu_run.models):
+        for name, w in a.state_dict().items():
+            torch.testing.assert_close(b.state_dict()[name].cpu(), w, rtol=0, atol=1e-9)

@@ -486,6 +486,36 @@ def fit(
         _dist.barrier()
         last_ckpt_step = step
 
+    # On CUDA the per-step loss and gradient-norm checks are deferred: the values stay on the
+    # device and are read back in one transfer at log points and before checkpoints (a host
+    # sync per step would stall the GPU queue); the error still names the first bad step.
+    # On the CPU (no queue to stall) every step is checked at once.
+    defer = device.type == "cuda"
+    pending: list[tuple[int, Tensor, Tensor]] = []
+
+    def check_finite(step: int, value: float, norm: Tensor | float | None) -> None:
+        if not math.isfinite(value):
+            raise NonFiniteError(
+                f"the {loss} loss became {value} at step {step} (lr={lr:g}); "
+                f"{_ckpt_note(ckpt_file, last_ckpt_step)}; try a smaller lr or grad_clip"
+            )
+        if norm is not None and not math.isfinite(float(norm)):
+            raise NonFiniteError(
+                f"the gradient became NaN or infinite at step {step} (loss {value:.3g}); "
+                f"{_ckpt_note(ckpt_file, last_ckpt_step)}; try a smaller lr or grad_clip"
+            )
+
+    def flush() -> None:
+        nonlocal acc_sum, acc_n
+        if not pending:
+            return
+        values = torch.stack([v for _, v, _ in pending]).double().cpu().tolist()
+        norms = torch.stack([n.reshape(()) for _, _, n in pending]).double().cpu().tolist()
+        for (step, _, _), value, norm in zip(pending, values, norms):
+            check_finite(step, value, norm)
+            acc_sum, acc_n = acc_sum + value, acc_n + 1
+        pending.clear()
+
     # -- loop -------------------------------------------------------------------------------
     was_training = model.training
     model.train()
@@ -500,29 +530,28 @@ def fit(
             batch_loss = step_loss(idx)
             if weight != 1.0:
                 batch_loss = batch_loss * weight
-            value = float(_dist.mean_over_ranks(batch_loss.detach()))
-            if not math.isfinite(value):
-                raise NonFiniteError(
-                    f"the {loss} loss became {value} at step {step} (lr={lr:g}); "
-                    f"{_ckpt_note(ckpt_file, last_ckpt_step)}; try a smaller lr or grad_clip"
-                )
+            loss_now = _dist.mean_over_ranks(batch_loss.detach())
+            if not defer:
+                check_finite(step, float(loss_now), None)
             batch_loss.backward()
             grads = [p.grad for p in params if p.grad is not None]
             if grad_clip is not None:
                 norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
             else:
                 norm = torch.nn.utils.get_total_norm(grads)
-            if not bool(torch.isfinite(norm)):
-                raise NonFiniteError(
-                    f"the gradient became NaN or infinite at step {step} (loss {value:.3g}); "
-                    f"{_ckpt_note(ckpt_file, last_ckpt_step)}; try a smaller lr or grad_clip"
-                )
+            if defer:  # kept on the device; read back (one transfer) at log points and checkpoints
+                pending.append((step, loss_now, norm))
+            else:
+                check_finite(step, float(loss_now), norm)
+                acc_sum, acc_n = acc_sum + float(loss_now), acc_n + 1
             step_lr = opt.param_groups[0]["lr"]
             opt.step()
             if sched is not None:
                 sched.step()
-            acc_sum, acc_n = acc_sum + value, acc_n + 1
             info: dict[str, float] = {}
+            at_checkpoint = ckpt_file is not None and (step % checkpoint_every == 0 or step == steps)
+            if step % log_every == 0 or step == steps or at_checkpoint:
+                flush()
             if step % log_every == 0 or step == steps:
                 test = _evaluate(model, test_ex, limit=_EVAL_CHUNK)
                 history["step"].append(step)
