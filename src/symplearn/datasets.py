@@ -264,6 +264,9 @@ class Dataset:
             raise SymplearnError(
                 f'{str(side)!r} is not the sidecar of a symplearn dataset (no "format": "{FORMAT}" entry)'
             )
+        from .schemas import check_dataset_sidecar
+
+        check_dataset_sidecar(meta, str(side))
         version = meta.get("format_version")
         if version == 1:
             meta["metadata"] = _migrate_metadata(meta.get("metadata", {}), 1)

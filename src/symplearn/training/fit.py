@@ -35,7 +35,7 @@ from .._validate import check_float, check_int, check_positive
 from ..datasets import TrainingData, as_training_data
 from ..dynamics import Dynamics, FlowMap, discretize
 from ..integrators import Integrator
-from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from .checkpoint import checkpoint_path, data_fingerprint, load_checkpoint, save_checkpoint
 from .losses import LOSSES, acceleration_loss, derivative_loss, rollout_loss
 
 OPTIMIZERS = ("adam", "adamw")
@@ -394,6 +394,7 @@ def fit(
             "dt": getattr(rollout_kwargs.get("flow"), "dt", None),
             "integrator": getattr(getattr(rollout_kwargs.get("flow"), "integrator", None), "name", None),
             "data": data.describe(),
+            "training_data_sha256": data_fingerprint(data),  # resume refuses other data of the same shapes
             "model": getattr(model, "config", type(model).__name__),
         }
     )
