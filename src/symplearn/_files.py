@@ -340,6 +340,11 @@ class folder_lock:
     def __enter__(self) -> folder_lock:
         from ._errors import SymplearnError
 
+        self.created = []  # parents made for the lock: removed on exit if the run left them empty
+        p = self.path.parent.absolute()
+        while not p.exists() and p != p.parent:
+            self.created.append(p)
+            p = p.parent
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError:  # no place for a lock: the run's own path check says what is wrong
@@ -376,6 +381,11 @@ class folder_lock:
             except FileNotFoundError:
                 pass
             self.held = False
+        for folder in getattr(self, "created", []):
+            try:
+                folder.rmdir()  # only when empty
+            except OSError:
+                break
 
 
 def _exchange(a: Path, b: Path) -> bool:
