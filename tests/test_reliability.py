@@ -121,13 +121,13 @@ def test_strace_sigkill_during_train_leaves_the_previous_model(tmp_path):
     assert cli("train", *base, "--seed", "0")[0] == 0
     before = load_model(tmp_path / "m")
     calls = "rename,renameat,renameat2"
-    for k in (1, 2, 3):
+    for k in range(2, 16, 2):  # the checkpoint, then the files of the final save
         cmd = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", f"trace={calls}"]
         cmd += ["-e", f"inject={calls}:signal=SIGKILL:when={k}", sys.executable, "-m", "symplearn"]
         proc = subprocess.run(cmd + ["train", *base, "--seed", "1"], env=env, capture_output=True)
         if proc.returncode == 0:
             break
-        _files.clean_stale(tmp_path / "m")
+        getattr(_files, "clean_stale", lambda p: None)(tmp_path / "m")  # (absent before issue 9)
         assert _same_weights(load_model(tmp_path / "m"), before)
         cfg = json.loads((tmp_path / "m" / "config.json").read_text())
         assert cfg["cli"]["seed"] == 0 and cfg["training"]["seed"] == 0

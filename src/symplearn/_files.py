@@ -150,8 +150,14 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         magic = fh.read(4)
     if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
         raise ValueError(f"{str(path)!r} is not an .npz file (not a zip archive; it starts with {magic!r})")
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    import zipfile
+    import zlib
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError, KeyError, OSError) as err:
+        raise ValueError(f"{str(path)!r} is a damaged .npz archive ({type(err).__name__}: {err})") from None
 
 
 def save_figure(fig, path: str | os.PathLike, *, dpi: int = 120) -> Path:
@@ -352,6 +358,8 @@ class folder_lock:
         for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except (FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError):
+                return self  # no place for a lock: the run's own path check says what is wrong
             except FileExistsError:
                 try:
                     text = self.path.read_text(encoding="utf-8").strip()

@@ -232,16 +232,21 @@ def check_checkpoint(state: Any, where: str) -> dict[str, Any]:
         "format": Field(int),
         "step": Field(int, lambda v: None if v >= 0 else "must be >= 0"),
         "elapsed": Field((int, float), _nonneg),
-        "accumulated": Field(list, lambda v: None if len(v) == 2 else "must be [sum, count]"),
+        "accumulated": Field(
+            list,
+            lambda v: (
+                None if len(v) == 2 and all(_is(x, (int, float)) for x in v) else "must be [sum, count]"
+            ),
+        ),
         "model": Field(dict, items=tensor),
         "optimizer": {"state": Field(dict), "param_groups": Field(list, items=Field(dict))},
         "scheduler": Field(dict),
         "rng": {"sampler": tensor, "torch": tensor},
         "history": {
-            "step": Field(list),
-            "train_loss": Field(list),
-            "test_loss": Field(list),
-            "lr": Field(list),
+            "step": Field(list, items=Field(int)),
+            "train_loss": Field(list, items=Field((int, float))),
+            "test_loss": Field(list, items=Field((int, float), nullable=True)),
+            "lr": Field(list, items=Field((int, float))),
         },
         "settings": {"steps": Field(int), "seed": Field(int)},
     }
@@ -259,6 +264,7 @@ def check_checkpoint(state: Any, where: str) -> dict[str, Any]:
                 f"{where}: field rng.{key} is a {got.dtype} tensor of shape {tuple(got.shape)}, "
                 f"a random-number-generator state is {ref.dtype} of shape {tuple(ref.shape)}"
             )
+    _check_optimizer_and_schedule(state, where)
     shapes = sorted(tuple(t.shape) for t in state["model"].values())
     n_params = sum(len(g.get("params", [])) for g in state["optimizer"]["param_groups"])
     if n_params > len(shapes):
@@ -276,3 +282,70 @@ def check_checkpoint(state: Any, where: str) -> dict[str, Any]:
                     f"which no weight of the checkpoint has: it belongs to another model"
                 )
     return state
+
+
+def _like(value: Any, ref: Any, where: str, path: str) -> None:
+    """``value`` has the layout of the reference ``ref`` (what this torch writes): the same keys,
+    list lengths and kinds of values (numbers finite; ``None`` references take ``None`` or a
+    bool/number)."""
+    import torch
+
+    if isinstance(ref, dict):
+        if not isinstance(value, dict):
+            raise SymplearnError(f"{where}: field {path} must be a mapping, got {_short(value)}")
+        for k, r in ref.items():
+            if k not in value:
+                raise SymplearnError(f"{where}: the field {path}.{k} is missing")
+            _like(value[k], r, where, f"{path}.{k}")
+        return
+    if isinstance(ref, (list, tuple)):
+        if not isinstance(value, (list, tuple)) or (len(value) != len(ref) and not path.endswith("lrs")):
+            raise SymplearnError(
+                f"{where}: field {path} must be a list like {_short(list(ref))}, got {_short(value)}"
+            )
+        for i, (v, r) in enumerate(zip(value, ref)):
+            _like(v, r, where, f"{path}[{i}]")
+        return
+    if isinstance(ref, torch.Tensor):
+        ok = isinstance(value, torch.Tensor)
+    elif isinstance(ref, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(ref, (int, float)):
+        ok = _is(value, (int, float)) and math.isfinite(value)
+    elif ref is None:
+        ok = value is None or _is(value, (bool, int, float))
+    else:
+        ok = isinstance(value, type(ref))
+    if not ok:
+        raise SymplearnError(
+            f"{where}: field {path} must be like {_short(ref)} ({type(ref).__name__}), got {_short(value)}"
+        )
+
+
+def _check_optimizer_and_schedule(state: dict[str, Any], where: str) -> None:
+    """The optimizer's parameter groups and the schedule's state have the layout this torch writes
+    for the checkpoint's optimizer (Adam/AdamW) and schedule (cosine or none)."""
+    import torch
+
+    settings = state["settings"]
+    opt_cls = torch.optim.AdamW if settings.get("optimizer") == "adamw" else torch.optim.Adam
+    opt = opt_cls([torch.zeros(1, requires_grad=True)], lr=1e-3)
+    ref_group = {k: v for k, v in opt.state_dict()["param_groups"][0].items() if k != "params"}
+    for i, group in enumerate(state["optimizer"]["param_groups"]):
+        validate(group, {"params": Field(list, items=Field(int))}, where, f"optimizer.param_groups[{i}]")
+        _like(
+            {k: v for k, v in group.items() if k in ref_group},
+            ref_group,
+            where,
+            f"optimizer.param_groups[{i}]",
+        )
+        if group["lr"] < 0:
+            raise SymplearnError(
+                f"{where}: field optimizer.param_groups[{i}].lr must be >= 0, got {group['lr']}"
+            )
+    for pid, entry in state["optimizer"]["state"].items():
+        if not isinstance(entry, dict) or not all(isinstance(t, torch.Tensor) for t in entry.values()):
+            raise SymplearnError(f"{where}: field optimizer.state[{pid!r}] must map names to tensors")
+    if settings.get("schedule") == "cosine":
+        ref = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=1).state_dict()
+        _like(state["scheduler"], {k: v for k, v in ref.items() if not k.startswith("_")}, where, "scheduler")
