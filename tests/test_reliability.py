@@ -121,7 +121,7 @@ def test_strace_sigkill_during_train_leaves_the_previous_model(tmp_path):
     assert cli("train", *base, "--seed", "0")[0] == 0
     before = load_model(tmp_path / "m")
     calls = "rename,renameat,renameat2"
-    for k in range(2, 16, 2):  # the checkpoint, then the files of the final save
+    for k in range(2, 20, 3):  # the checkpoint, then the files of the final save
         cmd = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", f"trace={calls}"]
         cmd += ["-e", f"inject={calls}:signal=SIGKILL:when={k}", sys.executable, "-m", "symplearn"]
         proc = subprocess.run(cmd + ["train", *base, "--seed", "1"], env=env, capture_output=True)

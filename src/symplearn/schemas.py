@@ -136,7 +136,11 @@ def _nonempty(v: Any) -> str | None:
 
 
 NUMBER = Field((int, float), _finite)
-SYSTEM = {"name": Field(str, _nonempty), "params": Field(dict, items=NUMBER, optional=True)}
+#: a system parameter: a number, or a name (e.g. a cutoff treatment)
+PARAM = Field(
+    (int, float, str), lambda v: None if isinstance(v, str) or math.isfinite(v) else "must be finite"
+)
+SYSTEM = {"name": Field(str, _nonempty), "params": Field(dict, items=PARAM, optional=True)}
 
 #: the JSON sidecar of a dataset (``data.json`` beside ``data.npz``)
 DATASET_SIDECAR = {
