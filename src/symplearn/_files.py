@@ -293,11 +293,11 @@ def write_complete_marker(folder: str | os.PathLike) -> Path:
     return write_json(folder / COMPLETE_NAME, {"files": files})
 
 
-def check_complete(folder: str | os.PathLike, what: str = "folder") -> None:
+def check_complete(folder: str | os.PathLike, what: str = "folder", *, files: bool = True) -> None:
     """Refuse a folder without its completion marker, or missing a file the marker lists.
 
     (The marker records names, not sizes or hashes: a file edited afterwards is checked by its
-    own loader, which says what is wrong with it.)
+    own loader, which says what is wrong with it.) ``files=False``: only the marker itself.
 
     Raises:
         SymplearnError: no marker (an interrupted save, or a folder not written by symplearn),
@@ -313,10 +313,10 @@ def check_complete(folder: str | os.PathLike, what: str = "folder") -> None:
             f"interrupted, or it was not written by symplearn); write it again"
         )
     try:
-        files = read_json(marker).get("files")
-        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        listed = read_json(marker).get("files")
+        if not isinstance(listed, list) or not all(isinstance(f, str) for f in listed):
             raise ValueError("no 'files' list")
-        missing = [f for f in files if ".." in Path(f).parts or not (folder / f).is_file()]
+        missing = [f for f in listed if ".." in Path(f).parts or not (folder / f).is_file()] if files else []
     except (OSError, ValueError, AttributeError) as err:
         raise SymplearnError(f"{str(marker)!r} is not a valid completion marker ({err})") from None
     if missing:

@@ -164,7 +164,7 @@ def load_run_config(folder: str | os.PathLike) -> dict[str, Any]:
         raise SymplearnError(
             f"{folder} has no {CONFIG_NAME}: not a model folder written by symplearn.save_model"
         )
-    check_complete(folder, "model folder")
+    check_complete(folder, "model folder", files=False)
     try:
         config = read_json(path)
     except (OSError, ValueError) as err:
@@ -228,6 +228,7 @@ def load_model(folder: str | os.PathLike, *, device: str | torch.device | None =
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():
         raise SymplearnError(f"{folder} has no {WEIGHTS_NAME} (the model's weights)")
+    check_complete(folder, "model folder")  # every file the save wrote is there
     try:
         state = load_safetensors(weights.read_bytes())
     except (SafetensorError, ValueError, RuntimeError) as err:
