@@ -65,6 +65,14 @@ class _Payload:
 
 
 def run_cli(argv: list[str]) -> tuple[int, str]:
+    threads = torch.get_num_threads()  # --threads changes them for the process: restored below
+    try:
+        return _run_cli(argv)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_cli(argv: list[str]) -> tuple[int, str]:
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
