@@ -81,7 +81,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     except Exception as err:  # corrupted file, or one that would need unpickling code
         first = (str(err).splitlines() or ["empty or truncated file"])[0][:200]
         raise SymplearnError(f"{path} is not a readable checkpoint ({type(err).__name__}: {first})") from err
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+    fmt = state.get("format") if isinstance(state, dict) else None
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt != CHECKPOINT_FORMAT:
         raise SymplearnError(f"{path} is not a symplearn checkpoint of format {CHECKPOINT_FORMAT}")
     from ..schemas import check_checkpoint
 
