@@ -268,6 +268,9 @@ def check_checkpoint(state: Any, where: str) -> dict[str, Any]:
                 f"{where}: field rng.{key} is a {got.dtype} tensor of shape {tuple(got.shape)}, "
                 f"a random-number-generator state is {ref.dtype} of shape {tuple(ref.shape)}"
             )
+    bad = _not_plain(state["settings"], "settings")
+    if bad:
+        raise SymplearnError(f"{where}: field {bad} must be plain data (numbers, strings, lists, mappings)")
     _check_optimizer_and_schedule(state, where)
     shapes = sorted(tuple(t.shape) for t in state["model"].values())
     n_params = sum(len(g.get("params", [])) for g in state["optimizer"]["param_groups"])
@@ -353,3 +356,22 @@ def _check_optimizer_and_schedule(state: dict[str, Any], where: str) -> None:
     if settings.get("schedule") == "cosine":
         ref = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=1).state_dict()
         _like(state["scheduler"], {k: v for k, v in ref.items() if not k.startswith("_")}, where, "scheduler")
+
+
+def _not_plain(value: Any, path: str) -> str | None:
+    """The path of the first value in ``value`` that is not plain JSON data, or ``None``."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            bad = _not_plain(v, f"{path}.{k}") if isinstance(k, str) else f"{path}[{k!r}]"
+            if bad:
+                return bad
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            bad = _not_plain(v, f"{path}[{i}]")
+            if bad:
+                return bad
+        return None
+    return path
