@@ -13,6 +13,7 @@ from safetensors.torch import save as save_safetensors
 
 import symplearn as sl
 from symplearn import __version__
+from symplearn._files import COMPLETE_NAME
 from symplearn.datasets import generate_dataset
 from symplearn.modelio import (
     CONFIG_NAME,
@@ -89,7 +90,7 @@ def test_folder_holds_weights_config_metrics_and_loss_curve(tmp_path):
     result = fit(model, data, steps=20, batch_size=32, lr=3e-3, progress=False)
     folder = save_model(model, tmp_path / "run", result=result, config={"note": "test"})
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [WEIGHTS_NAME, CONFIG_NAME, METRICS_NAME, LOSS_FIGURE_NAME]
+        [WEIGHTS_NAME, CONFIG_NAME, METRICS_NAME, LOSS_FIGURE_NAME, COMPLETE_NAME]
     )
     config = json.loads((folder / CONFIG_NAME).read_text())
     assert config["symplearn_version"] == __version__ and config["dtype"] == "float32"
@@ -122,7 +123,8 @@ def test_saving_again_replaces_files_and_keeps_others(tmp_path):
     z = torch.randn(3, 4, dtype=torch.float64)
     assert torch.equal(load_model(tmp_path).vector_field(0.0, z), model.vector_field(0.0, z))
     assert (tmp_path / "checkpoint" / "checkpoint.pt").read_bytes() == b"x"
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+    # no temporary leftovers (the completion marker is the one dot-file a folder holds)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") and p.name != COMPLETE_NAME]
 
 
 def edit_config(folder, fn):

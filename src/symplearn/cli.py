@@ -4,7 +4,10 @@ arrays, then calls the library. User errors print one line and exit with code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
+import signal
 import sys
 import textwrap
 from pathlib import Path
@@ -12,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ._errors import SymplearnError
-from ._files import check_output_folder
+from ._files import check_output_file, check_output_folder, folder_lock
 from ._version import __version__
 from .runs.args import DTYPE_NAMES, DTYPES, parse_params, pos_float, pos_int
 
@@ -27,6 +30,9 @@ RUN_MODULES = [
 
 
 def _set_threads(n: int | None) -> None:
+    cpus = os.cpu_count() or 1
+    if n is not None and n > cpus:
+        raise SymplearnError(f"--threads {n}: this machine has {cpus} CPUs; give --threads 1 to {cpus}")
     # Small networks and batched integrators on a 2-core machine: one thread avoids the
     # oversubscription that was measured to slow small-network training many-fold.
     torch.set_num_threads(n or 1)
@@ -78,7 +84,9 @@ def cmd_generate(args) -> int:
     from .integrators import get_integrator
     from .systems import get_system
 
+    path = check_output_file(args.out, ".npz")
     system = get_system(args.system, **parse_params(args.param))
+    _check_data_memory(args.n_traj, args.steps, system.n_dof, "--n-traj or --steps")
     integrator = get_integrator(args.integrator) if args.integrator else None
     rng = None if args.energy is None else tuple(args.energy)
     ds = generate_dataset(
@@ -94,13 +102,19 @@ def cmd_generate(args) -> int:
         seed=args.seed,
         dtype=DTYPES[args.dtype],
     )
-    path = Path(args.out)
-    if path.suffix != ".npz":
-        path = path.with_suffix(".npz")
     ds.save(path)
     if not args.quiet:
         print(f"wrote {path} and {path.with_suffix('.json')}: {tuple(ds.z.shape)} states (T, K, 2n)")
     return 0
+
+
+def _check_data_memory(n_traj: int, n_steps: int, n_dof: int, hint: str) -> None:
+    """Refuse, before the work, a data set whose arrays (states, derivatives and the reference
+    path's working copies: about four float64 copies) would not fit in memory."""
+    from .runs._common import check_memory
+
+    n_bytes = 4 * 8 * float(n_traj) * (float(n_steps) + 1) * 2 * n_dof
+    check_memory(n_bytes, f"a data set of {n_traj} trajectories of {n_steps} steps", f"use a smaller {hint}")
 
 
 def cmd_experiment(args) -> int:
@@ -164,12 +178,28 @@ def cmd_train(args) -> int:
     from .datasets import Dataset, generate_dataset, system_metadata
     from .modelio import save_model
     from .models import build_model
+    from .runs._common import check_memory
     from .systems import get_system
     from .training import fit
 
     dtype = DTYPES[args.dtype]
     out = check_output_folder(args.out, replace=False)
+    if args.lr / (1 - 0.9) >= torch.finfo(dtype).max:  # Adam's first step is lr / (1 - beta1)
+        raise SymplearnError(
+            f"--lr {args.lr:g} overflows {args.dtype} in the optimizer's first step (lr / (1 - 0.9) > "
+            f"{torch.finfo(dtype).max:.3g}); give a learning rate like 1e-3"
+        )
+    check_memory(
+        4.0 * (args.depth + 2) * args.width**2 * (4 if args.dtype == "float32" else 8),
+        f"a model of width {args.width} and depth {args.depth} with its optimizer state",
+        "use a smaller --width",
+    )
     if args.data:
+        if args.param or args.noise:
+            raise SymplearnError(
+                "--param and --noise describe generated data; with --data the data set fixes them "
+                "(drop them, or drop --data)"
+            )
         ds = Dataset.load(args.data)
         system = ds.system()
         if args.system and args.system != system.name:
@@ -178,6 +208,7 @@ def cmd_train(args) -> int:
         if not args.system:
             raise SymplearnError("give --system NAME (see `symplearn systems`) or --data FILE")
         system = get_system(args.system, **parse_params(args.param))
+        _check_data_memory(args.n_traj, args.traj_steps, system.n_dof, "--n-traj or --traj-steps")
         ds = generate_dataset(
             system,
             n_traj=args.n_traj,
@@ -199,8 +230,50 @@ def cmd_train(args) -> int:
         activation=args.activation,
         dt=ds.dt,
     ).to(dtype=dtype)
+    created = _missing_folders(out)
     out.mkdir(parents=True, exist_ok=True)
-    result = fit(
+    try:
+        result = _fit_into(out, fit, model, ds, dtype, args)
+    except BaseException:
+        _remove_empty(created)  # a failed training leaves no empty folders (a checkpoint stays)
+        raise
+    config = {
+        "system": system_metadata(system),
+        "data": {"file": str(args.data) if args.data else None, **ds.metadata},
+        "cli": {"threads": torch.get_num_threads(), "seed": args.seed},
+    }
+    save_model(model.cpu(), out, result=result, config=_files._jsonable(config))
+    if not args.quiet:
+        tl = f", test loss {result.test_loss:.3e}" if result.test_loss is not None else ""
+        print(
+            f"{kind} on {system.name}: train loss {result.train_loss:.3e}{tl} after {result.steps} steps "
+            f"({result.wall_time:.1f} s); model in {out}"
+        )
+    return 0
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        for sub in sorted(folder.rglob("*"), reverse=True) if folder.is_dir() else []:
+            if sub.is_dir():
+                with contextlib.suppress(OSError):
+                    sub.rmdir()
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when empty
+
+
+def _fit_into(out, fit, model, ds, dtype, args):
+    return fit(
         model,
         ds,
         steps=args.steps,
@@ -217,19 +290,6 @@ def cmd_train(args) -> int:
         resume=args.resume,
         progress=not args.quiet,
     )
-    config = {
-        "system": system_metadata(system),
-        "data": {"file": str(args.data) if args.data else None, **ds.metadata},
-        "cli": {"threads": torch.get_num_threads(), "seed": args.seed},
-    }
-    save_model(model.cpu(), out, result=result, config=_files._jsonable(config))
-    if not args.quiet:
-        tl = f", test loss {result.test_loss:.3e}" if result.test_loss is not None else ""
-        print(
-            f"{kind} on {system.name}: train loss {result.train_loss:.3e}{tl} after {result.steps} steps "
-            f"({result.wall_time:.1f} s); model in {out}"
-        )
-    return 0
 
 
 # -- parser -------------------------------------------------------------------------------
@@ -370,9 +430,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    _set_threads(args.threads)
     try:
-        return int(args.func(args) or 0)
+        _set_threads(args.threads)
+        out = getattr(args, "out", None)
+        with _sigterm_as_interrupt(), folder_lock(out) if out else contextlib.nullcontext():
+            return int(args.func(args) or 0)
     except SymplearnError as exc:
         print(f"symplearn {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -384,6 +446,41 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("symplearn: interrupted; no partial results were written", file=sys.stderr)
         return 130
+    except (MemoryError, RecursionError) as exc:
+        print(
+            f"symplearn {args.command}: error: the input is too large ({type(exc).__name__}); "
+            f"use smaller sizes",
+            file=sys.stderr,
+        )
+        return 2
+    except Exception as exc:  # a bug: one line, not a traceback, and not the user-error code
+        first = (str(exc).splitlines() or [""])[0][:300]
+        print(
+            f"symplearn {args.command}: internal error: {type(exc).__name__}: {first} "
+            f"(please report it; no partial results were written)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """``SIGTERM`` (``kill``, a batch system's time limit) raises ``KeyboardInterrupt`` like Ctrl-C,
+    so staged folders and temporary files are removed on the way out."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -266,12 +266,16 @@ class Dataset:
             )
         version = meta.get("format_version")
         if version == 1:
-            meta["metadata"] = _migrate_metadata(meta.get("metadata", {}), 1)
+            if isinstance(meta.get("metadata", {}), dict):  # (else refused by the schema below)
+                meta["metadata"] = _migrate_metadata(meta.get("metadata", {}), 1)
         elif version != FORMAT_VERSION:
             raise SymplearnError(
                 f"{str(path)!r} has dataset format version {meta.get('format_version')!r}; this "
                 f"symplearn ({__version__}) reads versions 1 and {FORMAT_VERSION}"
             )
+        from .schemas import check_dataset_sidecar
+
+        check_dataset_sidecar(meta, str(side))
         try:
             arrays = read_npz(path)
         except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as err:

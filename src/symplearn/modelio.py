@@ -9,9 +9,12 @@ A model folder holds
 * ``metrics.json``: final train and test loss, steps, wall time (when given);
 * ``loss.png``: the loss curve, train and test, log-scale (when a history is given).
 
-The files are written into a temporary sibling folder and moved into place one by one with
-``os.replace`` (:class:`symplearn._files.staged_folder`): a crash never leaves a half-written
-file. :func:`load_model` rebuilds the architecture with ``build_model(**config["model"])`` and
+The files are written into a temporary sibling folder, a completion marker last, and the
+folder appears with one rename (an existing one is exchanged atomically:
+:class:`symplearn._files.staged_folder`), so a crash leaves the previous folder or the new one,
+whole, never a mix. Loading requires the marker and checks ``config.json`` against
+:data:`symplearn.schemas.MODEL_CONFIG`. :func:`load_model` rebuilds the architecture with
+``build_model(**config["model"])`` and
 refuses, with a message that says what is wrong, a folder from another major.minor version of
 symplearn, weights that do not match the config (names, shapes, dtypes), non-finite weights, a
 weights file that is not valid safetensors (a pickle, a truncated file, ...), or a missing file.
@@ -29,7 +32,16 @@ from typing import Any
 import torch
 
 from ._errors import NonFiniteError, SymplearnError
-from ._files import provenance, read_json, save_figure, staged_folder, write_bytes, write_json
+from ._files import (
+    COMPLETE_NAME,
+    check_complete,
+    provenance,
+    read_json,
+    save_figure,
+    staged_folder,
+    write_bytes,
+    write_json,
+)
 from ._version import __version__
 
 WEIGHTS_NAME = "model.safetensors"
@@ -57,8 +69,8 @@ def save_model(
     metrics: dict[str, Any] | None = None,
     history: dict[str, list] | None = None,
 ) -> Path:
-    """Write a trained model to ``folder`` (created if needed; files already there that are
-    not rewritten, e.g. a checkpoint, are left alone).
+    """Write a trained model to ``folder``, whole: staged beside it and moved in with one rename
+    (files already there that are not the model's, e.g. a checkpoint, are carried over).
 
     Args:
         model: a symplearn model (``model.config`` names its kind and sizes).
@@ -125,7 +137,9 @@ def save_model(
         loss_name = getattr(result, "loss", None)
         figure = plot_loss_history(history, title=f"Training loss ({loss_name})" if loss_name else None)
     folder = Path(folder)
-    with staged_folder(folder) as tmp:
+    ours = {WEIGHTS_NAME, CONFIG_NAME, METRICS_NAME, LOSS_FIGURE_NAME, COMPLETE_NAME}
+    keep = tuple(sorted(e.name for e in folder.iterdir() if e.name not in ours)) if folder.is_dir() else ()
+    with staged_folder(folder, replace=True, keep=keep) as tmp:
         write_bytes(tmp / WEIGHTS_NAME, weights)
         write_json(tmp / CONFIG_NAME, record)
         if metrics is not None:
@@ -150,9 +164,10 @@ def load_run_config(folder: str | os.PathLike) -> dict[str, Any]:
         raise SymplearnError(
             f"{folder} has no {CONFIG_NAME}: not a model folder written by symplearn.save_model"
         )
+    check_complete(folder, "model folder", files=False)
     try:
         config = read_json(path)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (OSError, ValueError) as err:
         raise SymplearnError(f"{path} is not valid JSON ({err})") from err
     if not isinstance(config, dict) or "symplearn_version" not in config:
         raise SymplearnError(
@@ -165,7 +180,9 @@ def load_run_config(folder: str | os.PathLike) -> dict[str, Any]:
             f"model folders load only within the same major.minor version "
             f"({'.'.join(_major_minor(saved))}.x); retrain the model or use symplearn {saved}"
         )
-    return config
+    from .schemas import check_model_config
+
+    return check_model_config(config, str(path))
 
 
 def load_model(folder: str | os.PathLike, *, device: str | torch.device | None = None):
@@ -198,9 +215,10 @@ def load_model(folder: str | os.PathLike, *, device: str | torch.device | None =
         raise SymplearnError(
             f"{folder / CONFIG_NAME} names dtype {dtype_name!r}; valid: {', '.join(_DTYPES)}"
         )
+    _check_model_size(model_config, dtype_name, folder)
     try:
         model = build_model(**model_config)
-    except TypeError as err:  # unknown constructor arguments
+    except (TypeError, ValueError) as err:  # unknown constructor arguments
         raise SymplearnError(
             f"{folder / CONFIG_NAME}: the 'model' section does not describe a "
             f"{model_config['kind']!r} model ({err})"
@@ -210,6 +228,7 @@ def load_model(folder: str | os.PathLike, *, device: str | torch.device | None =
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():
         raise SymplearnError(f"{folder} has no {WEIGHTS_NAME} (the model's weights)")
+    check_complete(folder, "model folder")  # every file the save wrote is there
     try:
         state = load_safetensors(weights.read_bytes())
     except (SafetensorError, ValueError, RuntimeError) as err:
@@ -249,6 +268,51 @@ def load_model(folder: str | os.PathLike, *, device: str | torch.device | None =
     if device is not None:
         model.to(device=device)
     return model.eval()
+
+
+def _weights_numbers(path: Path) -> int | None:
+    """How many numbers a safetensors file holds, from its header alone (``None``: unreadable)."""
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                return None
+            n = struct.unpack("<Q", head)[0]
+            if n > min(path.stat().st_size, 100_000_000):
+                return None
+            header = json.loads(fh.read(n))
+        return sum(math.prod(int(d) for d in v["shape"]) for k, v in header.items() if k != "__metadata__")
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def _check_model_size(model_config: dict[str, Any], dtype_name: str, folder: Path) -> None:
+    """Refuse, before building it, a model whose config names sizes the weights cannot have:
+    the built network holds about ``(depth + 2) * width**2`` numbers (an upper bound for every
+    kind here), compared with the numbers in the weights file (read from its header) and with
+    the machine's memory."""
+    from .runs._common import check_memory
+
+    width = int(model_config.get("width", 64) or 64)
+    depth = int(model_config.get("depth", 2) or 2) + int(model_config.get("layers", 0) or 0)
+    n_dof = int(model_config.get("n_dof", 1) or 1)
+    lower = width * width * max(depth - 1, 0) if "width" in model_config else 0
+    where = folder / CONFIG_NAME
+    have = _weights_numbers(folder / WEIGHTS_NAME)
+    if have is not None and lower > 4 * have + 1024:
+        raise SymplearnError(
+            f"{where} describes a model of width {width} and depth {depth} (at least {lower:.3g} "
+            f"numbers) but {folder / WEIGHTS_NAME} holds {have} numbers: the config does not belong "
+            f"to these weights"
+        )
+    numbers = (depth + 2) * (width * width + 2 * n_dof * width + width)
+    check_memory(
+        numbers * (4 if dtype_name == "float32" else 8),
+        f"the model of {where} (width {width}, depth {depth})",
+        "check the width/depth in its config",
+    )
 
 
 def plot_loss_history(history: dict[str, list], *, title: str | None = None):

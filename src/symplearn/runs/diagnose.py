@@ -105,8 +105,9 @@ class Config:
 
 
 def _is_model_folder(target: str) -> bool:
-    p = Path(target)
-    return p.is_dir() and ((p / "config.json").is_file() or target not in SYSTEMS)
+    """A folder, unless the bare name is a system's: ``pendulum`` is always the system (a folder
+    of that name is ``./pendulum``), so a folder never shadows a system."""
+    return target not in SYSTEMS and Path(target).is_dir()
 
 
 def _target(target: str, params: dict[str, float] | None):
@@ -296,6 +297,10 @@ _OBS_FUNCS = {
 }
 
 
+#: the longest --observable accepted (a few hundred terms)
+_OBS_MAX_CHARS = 4000
+
+
 def parse_observable(expr: str, n_dof: int):
     """A safe observable ``f(z)`` from an arithmetic expression in ``q0.., p0..`` (or ``q``, ``p``
     for one degree of freedom), e.g. ``"q0*p1 - q1*p0"``.
@@ -317,10 +322,18 @@ def parse_observable(expr: str, n_dof: int):
     names = {f"q{i}": i for i in range(n_dof)} | {f"p{i}": n_dof + i for i in range(n_dof)}
     if n_dof == 1:
         names |= {"q": 0, "p": 1}
+    if len(expr) > _OBS_MAX_CHARS:
+        raise SymplearnError(
+            f"--observable is {len(expr)} characters long; at most {_OBS_MAX_CHARS} are accepted"
+        )
     try:
         tree = ast.parse(expr, mode="eval")
     except SyntaxError:
         raise SymplearnError(f"--observable {expr!r} is not an arithmetic expression") from None
+    except (RecursionError, MemoryError):
+        raise SymplearnError(
+            "--observable is nested too deeply to parse; write a shorter expression"
+        ) from None
     ops = {
         ast.Add: torch.add,
         ast.Sub: torch.sub,
@@ -360,7 +373,12 @@ def parse_observable(expr: str, n_dof: int):
         )
 
     f = lambda z: ev(tree, z)  # noqa: E731
-    f(torch.zeros(1, 2 * n_dof, dtype=torch.float64))  # validate names now
+    try:
+        f(torch.zeros(1, 2 * n_dof, dtype=torch.float64))  # validate names now
+    except RecursionError:
+        raise SymplearnError(
+            "--observable is nested too deeply to evaluate; write a shorter expression"
+        ) from None
     return f
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from .._errors import SymplearnError
-from .._files import write_bytes
+from .._files import clean_stale, write_bytes
 
 #: file name of the checkpoint inside a checkpoint directory
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -31,12 +31,36 @@ def checkpoint_path(checkpoint_dir: str | os.PathLike) -> Path:
     return Path(checkpoint_dir) / CHECKPOINT_NAME
 
 
+def data_fingerprint(data: Any) -> str:
+    """SHA-256 (hex, first 16 digits) of the training arrays: states, derivatives, the split and
+    the time step, as they are fed to the optimizer. A resumed run compares it with the
+    checkpoint's, so another data set of the same shapes (a noisier one) is refused.
+
+    Args:
+        data: a :class:`~symplearn.datasets.TrainingData` (``z``, ``dzdt``, ``train_idx``,
+            ``test_idx``, ``dt``).
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in ("z", "dzdt", "train_idx", "test_idx"):
+        x = getattr(data, name, None)
+        h.update(name.encode())
+        if isinstance(x, torch.Tensor):
+            x = x.detach().cpu().contiguous()
+            h.update(str((x.dtype, tuple(x.shape))).encode())
+            h.update(x.numpy().tobytes())
+    h.update(repr(getattr(data, "dt", None)).encode())
+    return h.hexdigest()[:16]
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """Write ``state`` (tensors and plain containers) to ``path`` atomically.
 
     Returns:
         The path written.
     """
+    clean_stale(path)  # temporary files of killed writers
     buf = io.BytesIO()
     torch.save({"format": CHECKPOINT_FORMAT, **state}, buf)
     return write_bytes(path, buf.getvalue())
@@ -46,7 +70,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``, on the CPU).
 
     Raises:
-        SymplearnError: the file is missing, unreadable, or not a symplearn checkpoint.
+        SymplearnError: the file is missing, unreadable, not a symplearn checkpoint, or one
+            whose fields do not have the checkpoint layout (:func:`symplearn.schemas.check_checkpoint`).
     """
     path = Path(path)
     if not path.is_file():
@@ -54,9 +79,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # corrupted file, or one that would need unpickling code
-        raise SymplearnError(
-            f"{path} is not a readable checkpoint ({type(err).__name__}: {str(err).splitlines()[0]})"
-        ) from err
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        first = (str(err).splitlines() or ["empty or truncated file"])[0][:200]
+        raise SymplearnError(f"{path} is not a readable checkpoint ({type(err).__name__}: {first})") from err
+    fmt = state.get("format") if isinstance(state, dict) else None
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt != CHECKPOINT_FORMAT:
         raise SymplearnError(f"{path} is not a symplearn checkpoint of format {CHECKPOINT_FORMAT}")
-    return state
+    from ..schemas import check_checkpoint
+
+    return check_checkpoint(state, str(path))

@@ -42,7 +42,7 @@ from ..datasets import TrainingData, as_training_data
 from ..dynamics import Dynamics, FlowMap, discretize
 from ..integrators import Integrator
 from . import distributed as _dist
-from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from .checkpoint import checkpoint_path, data_fingerprint, load_checkpoint, save_checkpoint
 from .losses import LOSSES, acceleration_loss, derivative_loss, rollout_loss
 
 OPTIMIZERS = ("adam", "adamw")
@@ -405,6 +405,7 @@ def fit(
             "dt": getattr(rollout_kwargs.get("flow"), "dt", None),
             "integrator": getattr(getattr(rollout_kwargs.get("flow"), "integrator", None), "name", None),
             "data": data.describe(),
+            "training_data_sha256": data_fingerprint(data),  # resume refuses other data of the same shapes
             "model": getattr(model, "config", type(model).__name__),
         }
     )
