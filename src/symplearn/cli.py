@@ -10,7 +10,6 @@ import os
 import signal
 import sys
 import textwrap
-from pathlib import Path
 
 import torch
 
@@ -22,6 +21,7 @@ from .runs.args import DTYPE_NAMES, DTYPES, parse_params, pos_float, pos_int
 #: the modules of the run subcommands, each with ``add_parser(subparsers)``; one that does not
 #: exist (yet) is skipped, one that fails to import becomes a command that reports the error
 RUN_MODULES = [
+    "symplearn.runs.train",
     "symplearn.runs.simulate",
     "symplearn.runs.rollout",
     "symplearn.runs.diagnose",
@@ -82,11 +82,12 @@ def cmd_integrators(args) -> int:
 def cmd_generate(args) -> int:
     from .datasets import generate_dataset
     from .integrators import get_integrator
+    from .runs._common import check_data_memory
     from .systems import get_system
 
     path = check_output_file(args.out, ".npz")
     system = get_system(args.system, **parse_params(args.param))
-    _check_data_memory(args.n_traj, args.steps, system.n_dof, "--n-traj or --steps")
+    check_data_memory(args.n_traj, args.steps, system.n_dof, "--n-traj or --steps")
     integrator = get_integrator(args.integrator) if args.integrator else None
     rng = None if args.energy is None else tuple(args.energy)
     ds = generate_dataset(
@@ -106,15 +107,6 @@ def cmd_generate(args) -> int:
     if not args.quiet:
         print(f"wrote {path} and {path.with_suffix('.json')}: {tuple(ds.z.shape)} states (T, K, 2n)")
     return 0
-
-
-def _check_data_memory(n_traj: int, n_steps: int, n_dof: int, hint: str) -> None:
-    """Refuse, before the work, a data set whose arrays (states, derivatives and the reference
-    path's working copies: about four float64 copies) would not fit in memory."""
-    from .runs._common import check_memory
-
-    n_bytes = 4 * 8 * float(n_traj) * (float(n_steps) + 1) * 2 * n_dof
-    check_memory(n_bytes, f"a data set of {n_traj} trajectories of {n_steps} steps", f"use a smaller {hint}")
 
 
 def cmd_experiment(args) -> int:
@@ -171,125 +163,6 @@ def cmd_experiment(args) -> int:
         print(report.table())
         print(f"\nreport, metrics and figures in {args.out}/ (report.md)")
     return 0
-
-
-def cmd_train(args) -> int:
-    from . import _files
-    from .datasets import Dataset, generate_dataset, system_metadata
-    from .modelio import save_model
-    from .models import build_model
-    from .runs._common import check_memory
-    from .systems import get_system
-    from .training import fit
-
-    dtype = DTYPES[args.dtype]
-    out = check_output_folder(args.out, replace=False)
-    if args.lr / (1 - 0.9) >= torch.finfo(dtype).max:  # Adam's first step is lr / (1 - beta1)
-        raise SymplearnError(
-            f"--lr {args.lr:g} overflows {args.dtype} in the optimizer's first step (lr / (1 - 0.9) > "
-            f"{torch.finfo(dtype).max:.3g}); give a learning rate like 1e-3"
-        )
-    check_memory(
-        4.0 * (args.depth + 2) * args.width**2 * (4 if args.dtype == "float32" else 8),
-        f"a model of width {args.width} and depth {args.depth} with its optimizer state",
-        "use a smaller --width",
-    )
-    if args.data:
-        if args.param or args.noise:
-            raise SymplearnError(
-                "--param and --noise describe generated data; with --data the data set fixes them "
-                "(drop them, or drop --data)"
-            )
-        ds = Dataset.load(args.data)
-        system = ds.system()
-        if args.system and args.system != system.name:
-            raise SymplearnError(f"--system {args.system} does not match the data set's system {system.name}")
-    else:
-        if not args.system:
-            raise SymplearnError("give --system NAME (see `symplearn systems`) or --data FILE")
-        system = get_system(args.system, **parse_params(args.param))
-        _check_data_memory(args.n_traj, args.traj_steps, system.n_dof, "--n-traj or --traj-steps")
-        ds = generate_dataset(
-            system,
-            n_traj=args.n_traj,
-            dt=args.data_dt,
-            n_steps=args.traj_steps,
-            noise_std=args.noise,
-            seed=args.seed,
-            dtype=dtype,
-        )
-    kind = args.model
-    torch.manual_seed(args.seed)
-    model = build_model(
-        kind,
-        ignore_unused=True,  # each kind takes the sizes it has (SympNets: layers and the data's dt)
-        n_dof=system.n_dof,
-        width=args.width,
-        depth=args.depth,
-        layers=args.layers,
-        activation=args.activation,
-        dt=ds.dt,
-    ).to(dtype=dtype)
-    created = _missing_folders(out)
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        result = _fit_into(out, fit, model, ds, dtype, args)
-    except BaseException:
-        _remove_empty(created)  # a failed training leaves no empty folders (a checkpoint stays)
-        raise
-    config = {
-        "system": system_metadata(system),
-        "data": {"file": str(args.data) if args.data else None, **ds.metadata},
-        "cli": {"threads": torch.get_num_threads(), "seed": args.seed},
-    }
-    save_model(model.cpu(), out, result=result, config=_files._jsonable(config))
-    if not args.quiet:
-        tl = f", test loss {result.test_loss:.3e}" if result.test_loss is not None else ""
-        print(
-            f"{kind} on {system.name}: train loss {result.train_loss:.3e}{tl} after {result.steps} steps "
-            f"({result.wall_time:.1f} s); model in {out}"
-        )
-    return 0
-
-
-def _missing_folders(path: Path) -> list[Path]:
-    """``path`` and those of its parents that do not exist yet, deepest first."""
-    missing = []
-    p = path.absolute()
-    while not p.exists() and p != p.parent:
-        missing.append(p)
-        p = p.parent
-    return missing
-
-
-def _remove_empty(folders: list[Path]) -> None:
-    for folder in folders:
-        for sub in sorted(folder.rglob("*"), reverse=True) if folder.is_dir() else []:
-            if sub.is_dir():
-                with contextlib.suppress(OSError):
-                    sub.rmdir()
-        with contextlib.suppress(OSError):
-            folder.rmdir()  # only when empty
-
-
-def _fit_into(out, fit, model, ds, dtype, args):
-    return fit(
-        model,
-        ds,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        device=args.device,
-        dtype=dtype,
-        integrator=args.integrator,
-        rollout_k=args.rollout_k,
-        grad_clip=args.grad_clip if args.grad_clip is not None else "auto",
-        checkpoint_dir=out / "checkpoint",
-        checkpoint_every=args.checkpoint_every,
-        resume=args.resume,
-        progress=not args.quiet,
-    )
 
 
 # -- parser -------------------------------------------------------------------------------
@@ -373,38 +246,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-fraction", type=float, default=0.2, help="fraction of trajectories held out")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_generate)
-
-    p = sub.add_parser("train", help="train a model on a system's data, write a model folder")
-    p.add_argument("--system", help="system name (see `symplearn systems`); or give --data")
-    p.add_argument(
-        "--model",
-        required=True,
-        help="a model kind: mlp, hnn, hnn-separable, hnn-rotation, lnn, sympnet-g, dhnn, ... (models.MODELS)",
-    )
-    p.add_argument("--out", required=True, help="model folder to write")
-    p.add_argument("--data", help="a data set from `symplearn generate` (default: generate one)")
-    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="system parameter, repeatable")
-    p.add_argument("--n-traj", type=pos_int, default=64, help="generated trajectories (default 64)")
-    p.add_argument("--data-dt", type=pos_float, default=0.1, help="generated data spacing (default 0.1)")
-    p.add_argument("--traj-steps", type=pos_int, default=50, help="generated steps each (default 50)")
-    p.add_argument("--noise", type=float, default=0.0, help="Gaussian noise std of generated data")
-    p.add_argument("--steps", type=pos_int, default=2000, help="optimizer steps (default 2000)")
-    p.add_argument("--batch-size", type=pos_int, default=256)
-    p.add_argument("--lr", type=pos_float, default=1e-3)
-    p.add_argument("--width", type=pos_int, default=64)
-    p.add_argument("--depth", type=pos_int, default=2)
-    p.add_argument("--layers", type=pos_int, default=4, help="SympNet layers (default 4)")
-    p.add_argument("--activation", default=None, help="nonlinearity (default: the model's)")
-    p.add_argument("--integrator", default=None, help="integrator inside a rollout loss")
-    p.add_argument("--rollout-k", type=pos_int, default=1, help="steps per rollout loss (default 1)")
-    p.add_argument("--grad-clip", type=pos_float, default=None, help="clip the gradient norm (LNN default 1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="cpu (default) or cuda")
-    p.add_argument("--dtype", choices=DTYPE_NAMES, default="float32")
-    p.add_argument("--checkpoint-every", type=pos_int, default=500)
-    p.add_argument("--resume", action="store_true", help="continue from the folder's checkpoint")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_train)
 
     for module in RUN_MODULES:
         _add_run_command(sub, module)

@@ -93,3 +93,10 @@ def check_memory(n_bytes: float, what: str, hint: str) -> None:
             f"{what} would hold about {n_bytes / 2**30:.3g} GiB, more than half of this machine's "
             f"{total / 2**30:.3g} GiB; {hint}"
         )
+
+
+def check_data_memory(n_traj: int, n_steps: int, n_dof: int, hint: str) -> None:
+    """Refuse, before the work, a data set whose arrays (states, derivatives and the reference
+    path's working copies: about four float64 copies) would not fit in memory."""
+    n_bytes = 4 * 8 * float(n_traj) * (float(n_steps) + 1) * 2 * n_dof
+    check_memory(n_bytes, f"a data set of {n_traj} trajectories of {n_steps} steps", f"use a smaller {hint}")
