@@ -8,6 +8,7 @@ from .double_pendulum import DoublePendulum
 from .henon_heiles import HenonHeiles
 from .kepler import Kepler, KeplerPolar, cartesian_to_polar, polar_to_cartesian, solve_kepler
 from .oscillator import HarmonicOscillator
+from .particles import LennardJones
 from .pendulum import Pendulum
 
 #: canonical command-line name -> system class
@@ -18,6 +19,7 @@ SYSTEMS: dict[str, type[System]] = {
     "kepler": Kepler,
     "kepler-polar": KeplerPolar,
     "henon-heiles": HenonHeiles,
+    "lennard-jones": LennardJones,
 }
 
 
@@ -46,6 +48,7 @@ __all__ = [
     "HenonHeiles",
     "Kepler",
     "KeplerPolar",
+    "LennardJones",
     "Pendulum",
     "System",
     "cartesian_to_polar",

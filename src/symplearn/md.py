@@ -1,0 +1,259 @@
+"""Molecular-dynamics quantities and drivers for :class:`~symplearn.systems.particles.ParticleSystem`.
+
+Quantities are library functions of a system and states ``z: (..., 6N)`` (any batch shape, e.g.
+``(T, K, 6N)`` for a trajectory of K replicas): kinetic and potential energy, temperature, virial
+pressure, total momentum, the radial distribution function g(r) and the mean squared displacement
+(on unwrapped positions, which the dynamics keeps). Drivers: :func:`nve` (velocity Verlet through
+the library's ``integrate``) and :func:`langevin_baoab` (a thermostat for preparing states).
+
+Temperature convention (LAMMPS): ``T = 2 KE / (3N - 3)`` (total momentum is conserved);
+pressure ``P = (2 KE + W) / (3 V)`` with the virial ``W = sum_{i<j} r_ij . f_ij``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+from torch import Tensor
+
+from ._errors import SymplearnError
+from .systems.base import seeded_generator
+from .systems.particles import ParticleSystem
+
+
+def _check_system(system) -> ParticleSystem:
+    if not isinstance(system, ParticleSystem):
+        raise SymplearnError(f"expected a ParticleSystem (e.g. LennardJones), got {type(system).__name__}")
+    return system
+
+
+def kinetic_energy(system: ParticleSystem, z: Tensor) -> Tensor:
+    """Kinetic energy. Args: z: ``(..., 6N)``. Returns ``(...)``."""
+    return _check_system(system).kinetic_energy(z[..., system.n_dof :])
+
+
+def potential_energy(system: ParticleSystem, z: Tensor) -> Tensor:
+    """Potential energy. Args: z: ``(..., 6N)`` (or positions ``(..., 3N)``). Returns ``(...)``."""
+    return _check_system(system).potential_energy(z[..., : system.n_dof])
+
+
+def temperature(system: ParticleSystem, z: Tensor) -> Tensor:
+    """Instantaneous temperature ``2 KE / (3N - 3)`` (k_B = 1). Args: z: ``(..., 6N)``. Returns ``(...)``."""
+    return 2.0 * kinetic_energy(system, z) / (3 * system.n_particles - 3)
+
+
+def total_momentum(system: ParticleSystem, z: Tensor) -> Tensor:
+    """Total momentum. Args: z: ``(..., 6N)``. Returns ``(..., 3)``."""
+    p = z[..., _check_system(system).n_dof :]
+    return p.reshape(*p.shape[:-1], system.n_particles, 3).sum(-2)
+
+
+def pressure(system: ParticleSystem, z: Tensor, *, virial: Tensor | None = None) -> Tensor:
+    """Virial pressure ``(2 KE + W) / (3 V)``.
+
+    Args:
+        z: ``(..., 6N)``.
+        virial: the virial ``(...)`` if already computed.
+
+    Returns:
+        ``(...)`` (no tail correction; see ``system.pair.tail_corrections``).
+    """
+    if virial is None:
+        virial = _check_system(system).compute(z[..., : system.n_dof], energy=False)["virial"]
+    return (2.0 * kinetic_energy(system, z) + virial) / (3.0 * system.volume)
+
+
+def thermo(system: ParticleSystem, z: Tensor) -> dict[str, Tensor]:
+    """All scalar quantities at once (one force evaluation).
+
+    Args:
+        z: ``(..., 6N)``.
+
+    Returns:
+        dict of ``(...)`` tensors: ``ke``, ``pe``, ``energy``, ``temperature``, ``pressure``.
+    """
+    _check_system(system)
+    with torch.no_grad():
+        c = system.compute(z[..., : system.n_dof])
+        ke = kinetic_energy(system, z)
+        return {
+            "ke": ke,
+            "pe": c["energy"],
+            "energy": ke + c["energy"],
+            "temperature": 2.0 * ke / (3 * system.n_particles - 3),
+            "pressure": (2.0 * ke + c["virial"]) / (3.0 * system.volume),
+        }
+
+
+def radial_distribution(
+    system: ParticleSystem, z: Tensor, *, n_bins: int = 100, r_max: float | None = None
+) -> tuple[Tensor, Tensor]:
+    """The radial distribution function g(r), averaged over all states given.
+
+    ``g(r) = <n(r)> / (4 pi r^2 dr rho)`` per particle, with minimum-image distances (exact up to
+    ``r_max <= L/2``; histogram shell volumes are exact, ``(4/3) pi (r_{k+1}^3 - r_k^3)``).
+
+    Args:
+        z: states ``(..., 6N)`` or positions ``(..., 3N)``; all leading dimensions are averaged.
+        n_bins: number of bins on ``[0, r_max]``.
+        r_max: largest distance (default and maximum ``L / 2``).
+
+    Returns:
+        ``(r, g)``: bin centres ``(n_bins,)`` and g ``(n_bins,)`` (float64).
+    """
+    _check_system(system)
+    L = system.box_length
+    r_max = L / 2 if r_max is None else float(r_max)
+    if not 0 < r_max <= L / 2 + 1e-12:
+        raise SymplearnError(f"r_max must lie in (0, L/2 = {L / 2:.4g}], got {r_max}")
+    N = system.n_particles
+    x = system.positions(z.detach()).reshape(-1, N, 3).to(torch.float64)
+    edges = torch.linspace(0.0, r_max, n_bins + 1, dtype=torch.float64)
+    counts = torch.zeros(n_bins, dtype=torch.float64)
+    iu = torch.triu_indices(N, N, 1)
+    for xs in x.split(max(1, 2_000_000 // (N * N)), 0):  # bounded memory
+        dr = xs[:, iu[0]] - xs[:, iu[1]]
+        dr = dr - L * torch.round(dr / L)
+        r = dr.norm(dim=-1).reshape(-1)
+        counts += torch.histc(r[r < r_max], bins=n_bins, min=0.0, max=r_max)
+    n_frames = x.shape[0]
+    shell = 4.0 / 3.0 * math.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
+    ideal = shell * system.density * N / 2 * n_frames  # pairs expected in an ideal gas
+    return 0.5 * (edges[1:] + edges[:-1]), counts / ideal
+
+
+def mean_squared_displacement(system: ParticleSystem, z: Tensor) -> Tensor:
+    """Mean squared displacement from the first saved state, on unwrapped positions.
+
+    Args:
+        z: trajectory ``(T, ..., 6N)`` (or positions ``(T, ..., 3N)``) with unwrapped positions
+            (as the dynamics produces them; do not wrap before calling).
+
+    Returns:
+        ``(T, ...)``: ``<|x_i(t) - x_i(0)|^2>`` averaged over particles.
+    """
+    x = _check_system(system).positions(z)
+    return ((x - x[:1]) ** 2).sum(-1).mean(-1)
+
+
+def first_peak(r: Tensor, g: Tensor) -> tuple[float, float]:
+    """Position and height of the highest peak of g(r) (parabolic refinement over 3 bins).
+
+    Args:
+        r, g: ``(n_bins,)`` from :func:`radial_distribution`.
+
+    Returns:
+        ``(r_peak, g_peak)``.
+    """
+    k = int(torch.argmax(g))
+    if 0 < k < len(g) - 1:
+        y0, y1, y2 = (float(v) for v in g[k - 1 : k + 2])
+        d = y0 - 2 * y1 + y2
+        off = 0.5 * (y0 - y2) / d if d != 0 else 0.0
+        h = float(r[1] - r[0])
+        return float(r[k]) + off * h, y1 - 0.25 * (y0 - y2) * off
+    return float(r[k]), float(g[k])
+
+
+# ------------------------------------------------------------------------------------------
+# drivers
+# ------------------------------------------------------------------------------------------
+def verlet_flow(system: ParticleSystem, dt: float):
+    """The velocity-Verlet flow map of ``system`` at step ``dt`` (``discretize(system, "verlet", dt)``)."""
+    from . import dynamics
+
+    if hasattr(dynamics, "discretize"):  # the core API (API.md)
+        return dynamics.discretize(system, "verlet", dt)
+    return _LegacyFlow(system, dt)
+
+
+class _LegacyFlow:
+    """Stand-in for ``discretize(system, "verlet", dt)`` until the core redesign lands."""
+
+    def __init__(self, system, dt):
+        from .integrators import Verlet
+
+        self.dynamics, self.integrator, self.dt = system, Verlet(), float(dt)
+
+    def step(self, t, z):
+        return self.integrator.step(self.dynamics, z, self.dt)
+
+
+def nve(system: ParticleSystem, z0: Tensor, dt: float, n_steps: int, *, save_every: int = 1):
+    """Microcanonical (NVE) velocity-Verlet run through the library's ``integrate``.
+
+    Args:
+        z0: ``(..., 6N)`` (K replicas: ``(K, 6N)``).
+        dt: time step (tau).
+        n_steps: number of steps.
+        save_every: keep every k-th state.
+
+    Returns:
+        :class:`~symplearn.integrators.Trajectory` ``(t: (T,), z: (T, ..., 6N))``.
+    """
+    from .integrators import integrate
+
+    _check_system(system)
+    flow = verlet_flow(system, dt)
+    with torch.no_grad():
+        if isinstance(flow, _LegacyFlow):
+            return integrate(system, z0, dt, n_steps, flow.integrator, save_every=save_every)
+        return integrate(flow, z0, n_steps, save_every=save_every)
+
+
+def langevin_baoab(
+    system: ParticleSystem,
+    z0: Tensor,
+    dt: float,
+    n_steps: int,
+    *,
+    temperature: float,
+    friction: float = 1.0,
+    seed: int = 0,
+    save_every: int | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    """Langevin dynamics with the BAOAB splitting (Leimkuhler & Matthews 2013), to prepare states.
+
+    Per step: ``B`` half kick, ``A`` half drift, ``O`` exact Ornstein-Uhlenbeck
+    ``p <- c p + sqrt((1 - c^2) m T) xi`` with ``c = exp(-friction dt)``, ``A``, ``B``.
+    Samples the canonical distribution of the potential at ``temperature`` (configurational
+    error O(dt^2)).
+
+    Args:
+        z0: ``(..., 6N)``.
+        dt: time step; n_steps: number of steps.
+        temperature: bath temperature (> 0); friction: gamma (1/tau, > 0).
+        seed: seed of the private noise generator.
+        save_every: also return every k-th state (``None``: only the final state).
+
+    Returns:
+        ``(z_final (..., 6N), saved (T, ..., 6N) or None)``.
+    """
+    _check_system(system)
+    if not (isinstance(friction, numbers.Real) and friction > 0):
+        raise SymplearnError(f"friction must be a positive number, got {friction!r}")
+    if not (isinstance(temperature, numbers.Real) and math.isfinite(temperature) and temperature > 0):
+        raise SymplearnError(f"temperature must be a positive number, got {temperature!r}")
+    gen = seeded_generator(seed)
+    n = system.n_dof
+    m = (1.0 / system._inv_m3).to(z0)
+    c = math.exp(-friction * dt)
+    noise = torch.sqrt((1.0 - c * c) * m * temperature)
+    saved = []
+    with torch.no_grad():
+        q, p = z0[..., :n].clone(), z0[..., n:].clone()
+        f = -system.grad_V(q)
+        for k in range(1, n_steps + 1):
+            p = p + 0.5 * dt * f
+            q = q + 0.5 * dt * p / m
+            xi = torch.randn(p.shape, generator=gen, dtype=torch.float64).to(p)
+            p = c * p + noise * xi
+            q = q + 0.5 * dt * p / m
+            f = -system.grad_V(q)
+            p = p + 0.5 * dt * f
+            if save_every and k % save_every == 0:
+                saved.append(torch.cat([q, p], -1))
+    z = torch.cat([q, p], -1)
+    return z, (torch.stack(saved) if saved else None)

@@ -1,0 +1,623 @@
+r"""Particles in a periodic cubic box with a pair potential; the Lennard-Jones fluid.
+
+State ``z = (q, p)`` of shape ``(..., 6N)``: ``q = z[..., :3N]`` holds the positions
+``(x_1, y_1, z_1, x_2, ...)`` and ``p`` the momenta in the same order (``n_dof = 3N``). Positions
+are never wrapped by the dynamics (so they stay unwrapped, as mean squared displacements need);
+every distance uses the minimum-image convention in the box ``[0, L)^3``, so wrapped and unwrapped
+positions give the same forces.
+
+.. math::
+
+    H(q, p) = \sum_i \frac{|p_i|^2}{2 m_i} + \sum_{i<j} u(|q_i - q_j|_{\mathrm{min\,image}})
+
+Reduced (Lennard-Jones) units: lengths in sigma, energies in epsilon, masses in m, time in
+``tau = sigma sqrt(m / epsilon)``, temperature in ``epsilon / k_B`` (``k_B = 1``).
+
+Pairs are found either by all-pairs minimum image (small N) or by a Verlet neighbour list of
+radius ``cutoff + skin`` built by the ``vesin`` library and rebuilt when some particle has moved
+more than ``skin / 2`` (minimum image of the move, so a position wrapped back into the box counts
+as the small move it is). ``neighbor="auto"`` chooses (see :data:`AUTO_MIN_SKIN`).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .. import dynamics as _dynamics
+from .._errors import SymplearnError, lookup
+from .base import System, seeded_generator
+
+#: cutoff treatments of :class:`LennardJonesPair`
+CUTOFF_TREATMENTS = ("truncated", "shifted", "switched")
+
+#: ``neighbor="auto"`` uses the vesin neighbour list whenever the box leaves a skin of at least
+#: this (``L/2 - cutoff >= AUTO_MIN_SKIN``; the list needs ``cutoff + skin <= L/2`` for unique
+#: minimum images), all-pairs otherwise. Measured on the 2-core development machine (float64, one
+#: torch thread, rc = 2.5, one force evaluation incl. the displacement check): the list is faster
+#: already at N = 32 (density 0.2) and 108 (density 0.8442), and 5x faster at N = 256 (see docs/md.md).
+AUTO_MIN_SKIN = 0.1
+
+_SEPARABLE = getattr(_dynamics, "SeparableHamiltonian", None)
+# The core redesign (API.md) adds dynamics.SeparableHamiltonian; until it lands, System is a
+# Dynamics with ``separable = True``.
+_BASES = (System,) if _SEPARABLE is None or issubclass(System, _SEPARABLE) else (System, _SEPARABLE)
+
+
+# ------------------------------------------------------------------------------------------
+# pair potentials
+# ------------------------------------------------------------------------------------------
+class PairPotential:
+    """A radial pair potential ``u(r)`` that is zero from ``cutoff`` on.
+
+    Subclasses set ``cutoff`` and implement :meth:`energy_force` on squared distances (no square
+    roots needed for Lennard-Jones).
+    """
+
+    cutoff: float
+
+    def energy_force(self, r2: Tensor) -> tuple[Tensor, Tensor]:
+        """Pair energies and forces from squared distances.
+
+        Args:
+            r2: squared pair distances ``(...)`` (all > 0).
+
+        Returns:
+            ``(u, f_over_r)``, each ``(...)``: ``u(r)`` and ``-u'(r) / r`` (so the force on
+            particle i from j is ``f_over_r * (q_i - q_j)``); both zero from the cutoff on.
+        """
+        raise NotImplementedError
+
+    def energy(self, r: Tensor) -> Tensor:
+        """``u(r)`` at distances ``r: (...)``; returns ``(...)``."""
+        return self.energy_force(r * r)[0]
+
+    def tail_corrections(self, density: float) -> tuple[float, float]:
+        """Long-range corrections ``(energy per particle, pressure)`` for the part beyond the
+        cutoff of the untruncated potential (zero unless a subclass knows them)."""
+        return 0.0, 0.0
+
+
+class LennardJonesPair(PairPotential):
+    r"""Lennard-Jones ``u(r) = 4 epsilon ((sigma/r)^12 - (sigma/r)^6)`` with a declared cutoff.
+
+    Cutoff treatments (``rc = cutoff``):
+
+    * ``"truncated"``: ``u`` for ``r < rc``, 0 beyond (LAMMPS ``lj/cut``; energy jumps at rc).
+    * ``"shifted"``: ``u(r) - u(rc)`` for ``r < rc`` (energy continuous, force jumps at rc; the
+      default of ASE's ``LennardJones``).
+    * ``"switched"``: ``u(r) S(r)`` with jax-md's ``multiplicative_isotropic_cutoff``:
+      ``S = 1`` for ``r < r_onset``,
+      ``S = (rc^2 - r^2)^2 (rc^2 + 2 r^2 - 3 r_on^2) / (rc^2 - r_on^2)^3`` up to rc, 0 beyond.
+      Energy and force are continuous (``S`` and ``S'`` vanish at rc).
+
+    Args:
+        sigma, epsilon: length and energy scales (> 0).
+        cutoff: ``rc`` (> 2^(1/6) sigma, so the minimum is kept).
+        treatment: one of :data:`CUTOFF_TREATMENTS`.
+        r_onset: start of the switch (``"switched"`` only); default ``cutoff - 0.5 sigma``
+            (jax-md's ``lennard_jones_pair`` uses 2.0 with ``rc = 2.5`` in units of sigma).
+
+    Raises:
+        SymplearnError: non-positive or non-finite parameters, an unknown treatment, an onset
+            outside ``(0, cutoff)``.
+    """
+
+    def __init__(
+        self,
+        sigma: float = 1.0,
+        epsilon: float = 1.0,
+        cutoff: float = 2.5,
+        treatment: str = "shifted",
+        r_onset: float | None = None,
+    ):
+        for name, v in (("sigma", sigma), ("epsilon", epsilon), ("cutoff", cutoff)):
+            if not (isinstance(v, numbers.Real) and math.isfinite(v) and v > 0):
+                raise SymplearnError(f"Lennard-Jones {name} must be a positive number, got {v!r}")
+        if treatment not in CUTOFF_TREATMENTS:
+            lookup(treatment, {t: t for t in CUTOFF_TREATMENTS}, "cutoff treatment")
+        if cutoff <= 2 ** (1 / 6) * sigma:
+            raise SymplearnError(
+                f"cutoff {cutoff:g} must exceed the potential minimum 2^(1/6) sigma = "
+                f"{2 ** (1 / 6) * sigma:.4g} (usual values: 2.5 sigma or 3 sigma)"
+            )
+        self.sigma, self.epsilon, self.cutoff = float(sigma), float(epsilon), float(cutoff)
+        self.treatment = treatment
+        if r_onset is None:
+            r_onset = cutoff - 0.5 * sigma
+        if not (0 < r_onset < cutoff):
+            raise SymplearnError(f"r_onset must lie in (0, cutoff={cutoff:g}), got {r_onset!r}")
+        self.r_onset = float(r_onset)
+        self._shift = self._raw(cutoff**2)[0] if treatment == "shifted" else 0.0
+
+    def __repr__(self) -> str:
+        extra = f", r_onset={self.r_onset:g}" if self.treatment == "switched" else ""
+        return (
+            f"LennardJonesPair(sigma={self.sigma:g}, epsilon={self.epsilon:g}, cutoff={self.cutoff:g}, "
+            f"treatment={self.treatment!r}{extra})"
+        )
+
+    def _raw(self, r2):
+        s2 = self.sigma**2 / r2
+        s6 = s2 * s2 * s2
+        s12 = s6 * s6
+        u = 4.0 * self.epsilon * (s12 - s6)
+        f_over_r = 24.0 * self.epsilon * (2.0 * s12 - s6) / r2
+        return u, f_over_r
+
+    def energy_force(self, r2: Tensor) -> tuple[Tensor, Tensor]:
+        """See :meth:`PairPotential.energy_force`. ``r2: (...)`` -> ``(u, f_over_r)``, each ``(...)``."""
+        rc2 = self.cutoff**2
+        inside = r2 < rc2
+        r2s = torch.where(inside, r2, torch.full_like(r2, rc2))  # no overflow outside
+        u, f = self._raw(r2s)
+        if self.treatment == "shifted":
+            u = u - self._shift
+        elif self.treatment == "switched":
+            ro2 = self.r_onset**2
+            x = torch.clamp(r2s, min=ro2)
+            denom = (rc2 - ro2) ** 3
+            s = (rc2 - x) ** 2 * (rc2 + 2.0 * x - 3.0 * ro2) / denom
+            # dS/dr = dS/d(r^2) * 2r;  -(u S)'/r = f S - u * 2 dS/d(r^2)
+            ds_dr2 = (-2.0 * (rc2 - x) * (rc2 + 2.0 * x - 3.0 * ro2) + 2.0 * (rc2 - x) ** 2) / denom
+            ds_dr2 = torch.where(r2s > ro2, ds_dr2, torch.zeros_like(ds_dr2))
+            f = f * s - 2.0 * u * ds_dr2
+            u = u * s
+        zero = torch.zeros_like(u)
+        return torch.where(inside, u, zero), torch.where(inside, f, zero)
+
+    def tail_corrections(self, density: float) -> tuple[float, float]:
+        """Standard long-range corrections of the truncated potential (Allen & Tildesley, eq. 2.144):
+        ``U/N = (8/3) pi rho eps sigma^3 [ (1/3)(sigma/rc)^9 - (sigma/rc)^3 ]``,
+        ``P = (16/3) pi rho^2 eps sigma^3 [ (2/3)(sigma/rc)^9 - (sigma/rc)^3 ]``.
+
+        Args:
+            density: number density ``N / V``.
+
+        Returns:
+            ``(energy per particle, pressure)`` to add to the truncated-potential values.
+        """
+        sr3 = (self.sigma / self.cutoff) ** 3
+        sr9 = sr3**3
+        e = 8.0 / 3.0 * math.pi * density * self.epsilon * self.sigma**3 * (sr9 / 3.0 - sr3)
+        p = 16.0 / 3.0 * math.pi * density**2 * self.epsilon * self.sigma**3 * (2.0 * sr9 / 3.0 - sr3)
+        return e, p
+
+
+# ------------------------------------------------------------------------------------------
+# the particle system
+# ------------------------------------------------------------------------------------------
+class _NeighborList:
+    """Half Verlet list over a batch of B replicas (global particle indices ``b * N + i``)."""
+
+    def __init__(self, radius: float, skin: float):
+        import vesin
+
+        self.radius, self.skin = radius, skin
+        self._vesin = vesin.NeighborList(cutoff=radius, full_list=False)
+        self.i = self.j = self.ref = None
+        self.builds = 0
+
+    def update(self, x: Tensor, box: float) -> None:
+        """Rebuild if needed for positions ``x: (B, N, 3)`` (no graph)."""
+        if self.ref is not None and self.ref.shape == x.shape and self.ref.dtype == x.dtype:
+            d = x.detach() - self.ref
+            d = d - box * torch.round(d / box)
+            if float((d * d).sum(-1).max()) <= (0.5 * self.skin) ** 2:
+                return
+        self.build(x, box)
+
+    def build(self, x: Tensor, box: float) -> None:
+        B, N, _ = x.shape
+        xd = x.detach()
+        wrapped = torch.remainder(xd, box).to(torch.float64).cpu().numpy()
+        cell = np.eye(3) * box
+        ii, jj = [], []
+        for b in range(B):
+            i, j = self._vesin.compute(points=wrapped[b], box=cell, periodic=True, quantities="ij")
+            ii.append(torch.as_tensor(i.astype(np.int64)) + b * N)
+            jj.append(torch.as_tensor(j.astype(np.int64)) + b * N)
+        self.i = torch.cat(ii).to(x.device)
+        self.j = torch.cat(jj).to(x.device)
+        self.pair_batch = torch.div(self.i, N, rounding_mode="floor")
+        self.ref = xd.clone()
+        self.builds += 1
+
+
+class ParticleSystem(*_BASES):
+    r"""N particles in a periodic cubic box of side L interacting through a pair potential.
+
+    ``H = sum_i |p_i|^2 / (2 m_i) + sum_{i<j} u(r_ij)`` with minimum-image distances. A
+    separable Hamiltonian: Verlet and Yoshida run it through ``integrate`` unchanged.
+
+    Args:
+        n_particles: N.
+        box_length: L; the box is ``[0, L)^3``, periodic in all three directions.
+        pair: the pair potential (its cutoff must not exceed L / 2).
+        mass: one mass for all particles, or a sequence of N masses.
+        neighbor: ``"auto"`` (see :data:`AUTO_MIN_SKIN`), ``"all-pairs"`` (every ``i < j`` pair) or
+            ``"vesin"`` (Verlet list from the vesin library with radius ``cutoff + skin``).
+        skin: neighbour-list skin (the list is rebuilt when a particle moved more than skin/2);
+            reduced to ``L/2 - cutoff`` if larger.
+
+    Raises:
+        SymplearnError: non-positive sizes, a cutoff larger than half the box, bad masses, an
+            unknown neighbour method.
+
+    A batch of K independent replicas is a state of shape ``(K, 6N)``; every method accepts any
+    leading batch shape.
+    """
+
+    name = "particles"
+    has_energy = True
+    separable = True
+    default_integrator = "verlet"
+    PARAMS: dict[str, float] = {}
+
+    def __init__(
+        self,
+        n_particles: int,
+        box_length: float,
+        pair: PairPotential,
+        *,
+        mass: float | list[float] = 1.0,
+        neighbor: str = "auto",
+        skin: float = 0.3,
+    ):
+        if isinstance(n_particles, bool) or not isinstance(n_particles, numbers.Integral) or n_particles < 2:
+            raise SymplearnError(f"n_particles must be an integer >= 2, got {n_particles!r}")
+        if not (isinstance(box_length, numbers.Real) and math.isfinite(box_length) and box_length > 0):
+            raise SymplearnError(f"box_length must be a positive number, got {box_length!r}")
+        if not isinstance(pair, PairPotential):
+            raise SymplearnError(f"pair must be a PairPotential, got {type(pair).__name__}")
+        if pair.cutoff > box_length / 2:
+            raise SymplearnError(
+                f"cutoff {pair.cutoff:g} is larger than half the box ({box_length / 2:.4g}); "
+                f"use more particles (larger box) or a smaller cutoff"
+            )
+        self.n_particles = int(n_particles)
+        self.n_dof = 3 * self.n_particles
+        self.box_length = float(box_length)
+        self.pair = pair
+        m = torch.as_tensor(mass, dtype=torch.float64)
+        if m.ndim == 0:
+            m = m.expand(self.n_particles)
+        if m.shape != (self.n_particles,) or not bool(torch.isfinite(m).all() & (m > 0).all()):
+            raise SymplearnError(f"mass must be a positive number or {self.n_particles} positive numbers")
+        self.masses = m.clone()  # (N,)
+        self._inv_m3 = (1.0 / m).repeat_interleave(3)  # (3N,)
+        if neighbor == "auto":
+            neighbor = "vesin" if box_length / 2 - pair.cutoff >= AUTO_MIN_SKIN else "all-pairs"
+        lookup(neighbor, {"all-pairs": 0, "vesin": 0}, "neighbour method")
+        self.neighbor = neighbor
+        if not (isinstance(skin, numbers.Real) and skin >= 0):
+            raise SymplearnError(f"skin must be a number >= 0, got {skin!r}")
+        self.skin = float(min(skin, box_length / 2 - pair.cutoff))
+        self._nl = _NeighborList(pair.cutoff + self.skin, self.skin) if neighbor == "vesin" else None
+        self._cache = None
+        self._pairs = None
+        self.params = {"n_particles": self.n_particles, "box_length": self.box_length}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(N={self.n_particles}, L={self.box_length:.6g}, pair={self.pair!r})"
+
+    # -- geometry ---------------------------------------------------------------------------
+    @property
+    def volume(self) -> float:
+        """Box volume ``L^3``."""
+        return self.box_length**3
+
+    @property
+    def density(self) -> float:
+        """Number density ``N / L^3``."""
+        return self.n_particles / self.volume
+
+    def positions(self, z_or_q: Tensor) -> Tensor:
+        """Positions ``(..., N, 3)`` from a state ``(..., 6N)`` or positions ``(..., 3N)``."""
+        q = z_or_q[..., : self.n_dof]
+        return q.reshape(*q.shape[:-1], self.n_particles, 3)
+
+    def wrap(self, z: Tensor) -> Tensor:
+        """The state with positions wrapped into ``[0, L)^3`` (same forces; MSD needs unwrapped)."""
+        q, p = z[..., : self.n_dof], z[..., self.n_dof :]
+        return torch.cat([torch.remainder(q, self.box_length), p], -1)
+
+    # -- forces -----------------------------------------------------------------------------
+    def compute(self, q: Tensor, *, energy: bool = True, virial: bool = True) -> dict[str, Tensor]:
+        """Potential energy, forces and virial at positions ``q``.
+
+        Args:
+            q: positions ``(..., 3N)`` (wrapped or not).
+            energy, virial: whether to compute those (forces always).
+
+        Returns:
+            dict with ``"forces"`` ``(..., 3N)`` (``= -dV/dq``), and if asked ``"energy"`` ``(...)``
+            (the potential energy V) and ``"virial"`` ``(...)`` (``W = sum_{i<j} r_ij . f_ij``, so
+            that the pressure is ``(2 KE + W) / (3 V)``).
+        """
+        if q.shape[-1] != self.n_dof:
+            raise SymplearnError(
+                f"positions must have shape (..., {self.n_dof}) = 3N for N={self.n_particles}, "
+                f"got {tuple(q.shape)}"
+            )
+        batch = q.shape[:-1]
+        x = q.reshape(-1, self.n_particles, 3)
+        L = self.box_length
+        if self.neighbor == "all-pairs":
+            i, j, pair_batch = self._all_pairs(x.shape[0], q.device)
+        else:
+            self._nl.update(x, L)
+            i, j, pair_batch = self._nl.i, self._nl.j, self._nl.pair_batch
+        B = x.shape[0]
+        # components as 1-D rows: 1-D gathers and index_adds are several times faster on CPU
+        # than the same operations on (P, 3) rows
+        xs = x.reshape(-1, 3).T.contiguous()
+        inv_L = 1.0 / L
+        dr = []
+        for xk in xs:
+            d = xk.index_select(0, i) - xk.index_select(0, j)
+            dr.append(d - L * torch.round(d * inv_L))
+        r2 = dr[0] * dr[0] + dr[1] * dr[1] + dr[2] * dr[2]
+        u, f = self.pair.energy_force(r2)
+        forces = torch.empty_like(xs)
+        for k in range(3):
+            fk = f * dr[k]
+            forces[k].zero_().index_add_(0, i, fk).index_add_(0, j, fk, alpha=-1)
+        forces = forces.T
+        out = {"forces": forces.reshape(*batch, self.n_dof)}
+        if energy:
+            e = torch.zeros(B, dtype=q.dtype, device=q.device).index_add(0, pair_batch, u)
+            out["energy"] = e.reshape(batch)
+        if virial:
+            w = torch.zeros(B, dtype=q.dtype, device=q.device).index_add(0, pair_batch, f * r2)
+            out["virial"] = w.reshape(batch)
+        return out
+
+    def _all_pairs(self, B: int, device) -> tuple[Tensor, Tensor, Tensor]:
+        """All ``i < j`` pairs of B replicas (global indices), cached per B."""
+        if self._pairs is None or self._pairs[0] != (B, device):
+            N = self.n_particles
+            iu = torch.triu_indices(N, N, 1, device=device)
+            off = (torch.arange(B, device=device) * N)[:, None]
+            i, j = (iu[0] + off).reshape(-1), (iu[1] + off).reshape(-1)
+            self._pairs = ((B, device), (i, j, torch.div(i, N, rounding_mode="floor")))
+        return self._pairs[1]
+
+    def potential_energy(self, q: Tensor) -> Tensor:
+        """``V(q)``. Args: q: ``(..., 3N)``. Returns ``(...)``. Differentiable in q."""
+        return self.compute(q, virial=False)["energy"]
+
+    def kinetic_energy(self, p: Tensor) -> Tensor:
+        """``T(p) = sum |p_i|^2 / (2 m_i)``. Args: p: ``(..., 3N)``. Returns ``(...)``."""
+        return 0.5 * (p * p * self._inv_m3.to(p)).sum(-1)
+
+    def grad_T(self, p: Tensor) -> Tensor:
+        """``dT/dp = p / m``. Args: p: ``(..., 3N)``. Returns ``(..., 3N)``."""
+        return p * self._inv_m3.to(p)
+
+    def grad_V(self, q: Tensor) -> Tensor:
+        """``dV/dq = -forces``. Args: q: ``(..., 3N)``. Returns ``(..., 3N)``.
+
+        Verlet evaluates the force twice at the same positions (end of one step, start of the
+        next); the last result is reused when q is equal to the previous call's (and no graph
+        is being recorded).
+        """
+        reuse = not q.requires_grad
+        c = self._cache
+        if (
+            reuse
+            and c is not None
+            and c[0].shape == q.shape
+            and c[0].dtype == q.dtype
+            and torch.equal(c[0], q)
+        ):
+            return c[1]
+        g = -self.compute(q, energy=False, virial=False)["forces"]
+        self._cache = (q.detach().clone(), g.detach()) if reuse else None
+        return g
+
+    def hamiltonian(self, z: Tensor) -> Tensor:
+        """``H = T(p) + V(q)``. Args: z: ``(..., 6N)``. Returns ``(...)``."""
+        return self.kinetic_energy(z[..., self.n_dof :]) + self.potential_energy(z[..., : self.n_dof])
+
+    def vector_field(self, t, z: Tensor | None = None) -> Tensor:
+        """``dz/dt = (p/m, forces)``. Args: t (ignored; autonomous), z: ``(..., 6N)``.
+        Returns ``(..., 6N)``. (``vector_field(z)`` also works during the API transition.)"""
+        if z is None:
+            z = t
+        q, p = z[..., : self.n_dof], z[..., self.n_dof :]
+        return torch.cat([self.grad_T(p), -self.grad_V(q)], -1)
+
+    def conserved_quantities(self, z: Tensor) -> dict[str, Tensor]:
+        """Energy ``(...)`` and total momentum ``(..., 3)`` at ``z: (..., 6N)``."""
+        p = z[..., self.n_dof :]
+        return {"energy": self.hamiltonian(z), "momentum": p.reshape(*p.shape[:-1], -1, 3).sum(-2)}
+
+    # -- initial states ---------------------------------------------------------------------
+    def sample(
+        self,
+        n: int,
+        *,
+        temperature: float = 1.0,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float64,
+        energy_range=None,
+    ) -> Tensor:
+        """``n`` initial states: the fcc lattice filling the box with Maxwell-Boltzmann momenta.
+
+        Args:
+            n: number of replicas K.
+            temperature: temperature of the momenta (scaled exactly, zero total momentum).
+            seed: seed of the private generator.
+            dtype: dtype of the result.
+            energy_range: not used by particle systems (must be None).
+
+        Returns:
+            ``(n, 6N)``.
+
+        Raises:
+            SymplearnError: N is not ``4 k^3``, a bad temperature or count.
+        """
+        if energy_range is not None:
+            raise SymplearnError("particle systems sample at a temperature; energy_range must be None")
+        k = round((self.n_particles / 4) ** (1 / 3))
+        if 4 * k**3 != self.n_particles:
+            raise SymplearnError(
+                f"an fcc start needs N = 4 k^3 particles (32, 108, 256, 500, 864, 4000, ...), "
+                f"got {self.n_particles}"
+            )
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise SymplearnError(f"the number of states must be a positive integer, got {n!r}")
+        q = fcc_lattice(k, self.density)[0].reshape(-1)
+        p = maxwell_boltzmann(self.masses, temperature, n_replicas=n, seed=seed)
+        return torch.cat([q.expand(n, -1), p], -1).to(dtype)
+
+
+class LennardJones(ParticleSystem):
+    r"""The Lennard-Jones fluid: N particles at a number density in a periodic cube.
+
+    ``H = sum_i |p_i|^2 / (2m) + sum_{i<j} 4 epsilon ((sigma/r_ij)^12 - (sigma/r_ij)^6)``
+    with the cutoff treatment of :class:`LennardJonesPair`. Defaults: the LAMMPS ``in.lj``
+    state (N = 256 instead of 32000, density 0.8442, rc = 2.5, samples at T = 1.44), the cutoff
+    shifted.
+
+    Args:
+        n_particles: N (``4 k^3`` for an fcc start).
+        density: number density ``N / L^3`` (reduced units, > 0).
+        temperature: temperature of :meth:`sample`'s momenta.
+        sigma, epsilon, cutoff, cutoff_treatment, r_onset: see :class:`LennardJonesPair`.
+        mass, neighbor, skin: see :class:`ParticleSystem`.
+
+    Raises:
+        SymplearnError: non-physical density or temperature, a cutoff above half the box, ...
+    """
+
+    name = "lennard-jones"
+    PARAMS = {
+        "n_particles": 256,
+        "density": 0.8442,
+        "temperature": 1.44,
+        "sigma": 1.0,
+        "epsilon": 1.0,
+        "cutoff": 2.5,
+        "mass": 1.0,
+        "skin": 0.3,
+    }
+
+    def __init__(
+        self,
+        n_particles: int = 256,
+        density: float = 0.8442,
+        temperature: float = 1.44,
+        sigma: float = 1.0,
+        epsilon: float = 1.0,
+        cutoff: float = 2.5,
+        cutoff_treatment: str = "shifted",
+        r_onset: float | None = None,
+        mass: float = 1.0,
+        neighbor: str = "auto",
+        skin: float = 0.3,
+    ):
+        if isinstance(n_particles, float) and n_particles.is_integer():
+            n_particles = int(n_particles)
+        if not (isinstance(density, numbers.Real) and math.isfinite(density) and 0 < density < 3.0):
+            raise SymplearnError(
+                f"density must be a number in (0, 3) in reduced units (liquid: about 0.8), got {density!r}"
+            )
+        _check_temperature(temperature)
+        if isinstance(n_particles, bool) or not isinstance(n_particles, numbers.Integral) or n_particles < 2:
+            raise SymplearnError(f"n_particles must be an integer >= 2, got {n_particles!r}")
+        pair = LennardJonesPair(sigma, epsilon, cutoff, cutoff_treatment, r_onset)
+        box = (n_particles / density) ** (1.0 / 3.0)
+        super().__init__(n_particles, box, pair, mass=mass, neighbor=neighbor, skin=skin)
+        self.temperature = float(temperature)
+        self.params = {
+            "n_particles": self.n_particles,
+            "density": float(density),
+            "temperature": self.temperature,
+            "sigma": float(sigma),
+            "epsilon": float(epsilon),
+            "cutoff": float(cutoff),
+            "cutoff_treatment": cutoff_treatment,
+            "mass": float(mass),
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"LennardJones(N={self.n_particles}, density={self.density:g}, cutoff={self.pair.cutoff:g}, "
+            f"treatment={self.pair.treatment!r})"
+        )
+
+    def sample(self, n: int, *, temperature: float | None = None, seed: int = 0, dtype=torch.float64, **kw):
+        """fcc lattice plus Maxwell-Boltzmann momenta at ``temperature`` (default: the system's);
+        the liquid forms within a few hundred steps (LAMMPS ``in.lj``). Returns ``(n, 6N)``."""
+        t = self.temperature if temperature is None else temperature
+        return super().sample(n, temperature=t, seed=seed, dtype=dtype, **kw)
+
+
+# ------------------------------------------------------------------------------------------
+# initial states
+# ------------------------------------------------------------------------------------------
+def _check_temperature(temperature) -> float:
+    if not (isinstance(temperature, numbers.Real) and math.isfinite(temperature) and temperature > 0):
+        raise SymplearnError(f"temperature must be a positive number (reduced units), got {temperature!r}")
+    return float(temperature)
+
+
+def fcc_lattice(n_cells: int, density: float) -> tuple[Tensor, float]:
+    """The face-centred cubic lattice of ``n_cells^3`` unit cells at a number density.
+
+    Same site order as LAMMPS ``lattice fcc`` / ``create_atoms``: basis (0,0,0), (1/2,1/2,0),
+    (1/2,0,1/2), (0,1/2,1/2) in each cell.
+
+    Args:
+        n_cells: cells per side k (N = 4 k^3).
+        density: number density (lattice constant ``(4 / density)^(1/3)``).
+
+    Returns:
+        ``(positions (N, 3) float64, box length L = k a)``.
+    """
+    if isinstance(n_cells, bool) or not isinstance(n_cells, numbers.Integral) or n_cells < 1:
+        raise SymplearnError(f"n_cells must be a positive integer, got {n_cells!r}")
+    if not (isinstance(density, numbers.Real) and math.isfinite(density) and density > 0):
+        raise SymplearnError(f"density must be a positive number, got {density!r}")
+    a = (4.0 / density) ** (1.0 / 3.0)
+    basis = torch.tensor([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]], dtype=torch.float64)
+    r = torch.arange(n_cells, dtype=torch.float64)
+    cells = torch.stack(torch.meshgrid(r, r, r, indexing="ij"), -1).reshape(-1, 3)
+    pos = (cells[:, None, :] + basis[None]).reshape(-1, 3) * a
+    return pos, n_cells * a
+
+
+def maxwell_boltzmann(
+    masses: Tensor, temperature: float, *, n_replicas: int = 1, seed: int = 0, exact: bool = True
+) -> Tensor:
+    """Maxwell-Boltzmann momenta with zero total momentum.
+
+    Args:
+        masses: ``(N,)``.
+        temperature: target temperature (k_B = 1).
+        n_replicas: K independent draws.
+        seed: seed of the private generator.
+        exact: rescale each replica so that its temperature (``2 KE / (3N - 3)``) equals
+            ``temperature`` exactly (as LAMMPS ``velocity create`` does).
+
+    Returns:
+        ``(K, 3N)`` float64.
+    """
+    T = _check_temperature(temperature)
+    gen = seeded_generator(seed)
+    m = torch.as_tensor(masses, dtype=torch.float64)
+    N = m.shape[0]
+    v = torch.randn(n_replicas, N, 3, generator=gen, dtype=torch.float64) * torch.sqrt(T / m)[:, None]
+    vcm = (m[:, None] * v).sum(1, keepdim=True) / m.sum()
+    v = v - vcm
+    p = m[:, None] * v
+    if exact:
+        ke = 0.5 * (m[:, None] * v * v).sum((1, 2))
+        p = p * torch.sqrt(T * (3 * N - 3) / (2 * ke))[:, None, None]
+    return p.reshape(n_replicas, 3 * N)
