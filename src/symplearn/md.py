@@ -257,3 +257,32 @@ def langevin_baoab(
                 saved.append(torch.cat([q, p], -1))
     z = torch.cat([q, p], -1)
     return z, (torch.stack(saved) if saved else None)
+
+
+THERMO_COLUMNS = ("step", "time", "KE", "PE", "E", "T", "P")
+
+
+def write_thermo_csv(path, system: ParticleSystem, z: Tensor, *, steps, dt: float) -> dict[str, Tensor]:
+    """Write a thermo log (like LAMMPS' thermo output) as CSV: step, time, KE, PE, E, T, P.
+
+    Args:
+        path: output ``.csv`` file (written atomically).
+        z: states ``(T, 6N)`` (one replica).
+        steps: step number of each state ``(T,)``.
+        dt: time step.
+
+    Returns:
+        :func:`thermo` of ``z`` (each ``(T,)``), as written.
+    """
+    from ._files import write_text
+
+    if z.ndim != 2:
+        raise SymplearnError(f"z must be one replica's trajectory (T, 6N), got {tuple(z.shape)}")
+    th = thermo(system, z)
+    steps = [int(s) for s in steps]
+    lines = [",".join(THERMO_COLUMNS)]
+    for k, s in enumerate(steps):
+        vals = (th["ke"][k], th["pe"][k], th["energy"][k], th["temperature"][k], th["pressure"][k])
+        lines.append(f"{s},{s * dt:.10g}," + ",".join(f"{float(v):.12g}" for v in vals))
+    write_text(path, "\n".join(lines) + "\n")
+    return th

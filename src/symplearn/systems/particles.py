@@ -327,17 +327,20 @@ class ParticleSystem(*_BASES):
         return torch.cat([torch.remainder(q, self.box_length), p], -1)
 
     # -- forces -----------------------------------------------------------------------------
-    def compute(self, q: Tensor, *, energy: bool = True, virial: bool = True) -> dict[str, Tensor]:
+    def compute(
+        self, q: Tensor, *, energy: bool = True, virial: bool = True, virial_tensor: bool = False
+    ) -> dict[str, Tensor]:
         """Potential energy, forces and virial at positions ``q``.
 
         Args:
             q: positions ``(..., 3N)`` (wrapped or not).
-            energy, virial: whether to compute those (forces always).
+            energy, virial, virial_tensor: whether to compute those (forces always).
 
         Returns:
             dict with ``"forces"`` ``(..., 3N)`` (``= -dV/dq``), and if asked ``"energy"`` ``(...)``
             (the potential energy V) and ``"virial"`` ``(...)`` (``W = sum_{i<j} r_ij . f_ij``, so
-            that the pressure is ``(2 KE + W) / (3 V)``).
+            that the pressure is ``(2 KE + W) / (3 V)``) and ``"virial_tensor"`` ``(..., 3, 3)``
+            (``sum_{i<j} r_ij (x) f_ij``, trace W; ASE's stress is ``-virial_tensor / V``).
         """
         if q.shape[-1] != self.n_dof:
             raise SymplearnError(
@@ -375,6 +378,12 @@ class ParticleSystem(*_BASES):
         if virial:
             w = torch.zeros(B, dtype=q.dtype, device=q.device).index_add(0, pair_batch, f * r2)
             out["virial"] = w.reshape(batch)
+        if virial_tensor:
+            comps = [f * dr[a] * dr[b] for a in range(3) for b in range(3)]
+            wt = torch.zeros(B, 9, dtype=q.dtype, device=q.device).index_add(
+                0, pair_batch, torch.stack(comps, -1)
+            )
+            out["virial_tensor"] = wt.reshape(*batch, 3, 3)
         return out
 
     def _all_pairs(self, B: int, device) -> tuple[Tensor, Tensor, Tensor]:
