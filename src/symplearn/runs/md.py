@@ -1,0 +1,348 @@
+"""Molecular dynamics of a particle system: ``symplearn md lennard-jones --n 256 ... --out DIR``.
+
+fcc start at a density with Maxwell-Boltzmann momenta at a temperature (the LAMMPS ``in.lj``
+protocol by default), an optional Langevin (BAOAB) equilibration, then NVE velocity Verlet
+through the library's ``integrate``. Writes ``trajectory.extxyz`` (ASE / OVITO / MDAnalysis),
+``thermo.csv`` (step, time, KE, PE, E, T, P), ``metrics.json``, ``report.md`` and figures (pair
+potential, g(r), energy over time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import md
+from .._errors import SymplearnError, lookup
+from ..report import Column, Report, write_run
+from ..systems.particles import CUTOFF_TREATMENTS, LennardJones
+
+DESCRIPTION = "NVE molecular dynamics of a Lennard-Jones fluid (fcc start, LAMMPS in.lj protocol)"
+
+#: particle systems the md command knows
+MD_SYSTEMS = {"lennard-jones": LennardJones}
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+@dataclass
+class Config:
+    """Settings of an MD run (defaults: LAMMPS ``in.lj`` with 256 instead of 32000 atoms).
+
+    Attributes:
+        system: particle system name (``"lennard-jones"``).
+        n: number of particles (``4 k^3`` for the fcc start: 32, 108, 256, 500, 864, 4000, ...).
+        density: number density (reduced units).
+        temperature: temperature of the initial momenta (and of the Langevin bath).
+        steps: NVE steps; dt: time step (tau).
+        cutoff: pair cutoff (sigma), at most half the box.
+        cutoff_treatment: "truncated", "shifted" or "switched".
+        equilibrate: Langevin BAOAB steps at ``temperature`` before NVE (0: none, as in.lj).
+        friction: Langevin friction (1/tau).
+        seed: momenta (and Langevin noise) seed.
+        save_every: trajectory frame interval (steps); thermo_every: thermo log interval.
+        neighbor: "auto", "vesin" or "all-pairs"; skin: neighbour-list skin.
+        dtype: "float64" or "float32".
+        quiet: no progress lines.
+    """
+
+    system: str = "lennard-jones"
+    n: int = 256
+    density: float = 0.8442
+    temperature: float = 1.44
+    steps: int = 1000
+    dt: float = 0.005
+    cutoff: float = 2.5
+    cutoff_treatment: str = "shifted"
+    equilibrate: int = 0
+    friction: float = 1.0
+    seed: int = 0
+    save_every: int = 100
+    thermo_every: int = 10
+    neighbor: str = "auto"
+    skin: float = 0.3
+    dtype: str = "float64"
+    quiet: bool = False
+
+    def resolved(self) -> Config:
+        """Validate (raising :class:`SymplearnError` with what would work) and return self."""
+        lookup(self.system, MD_SYSTEMS, "particle system")
+        lookup(self.cutoff_treatment, {t: t for t in CUTOFF_TREATMENTS}, "cutoff treatment")
+        lookup(self.dtype, DTYPES, "dtype")
+        for name in ("n", "steps", "save_every", "thermo_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise SymplearnError(f"{name} must be a positive integer, got {v!r}")
+        if (
+            isinstance(self.equilibrate, bool)
+            or not isinstance(self.equilibrate, int)
+            or self.equilibrate < 0
+        ):
+            raise SymplearnError(f"equilibrate must be an integer >= 0, got {self.equilibrate!r}")
+        for name in ("dt", "friction"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise SymplearnError(f"{name} must be a positive number, got {v!r}")
+        if self.save_every % self.thermo_every:
+            raise SymplearnError(
+                f"save_every ({self.save_every}) must be a multiple of thermo_every ({self.thermo_every})"
+            )
+        return self
+
+    def build_system(self) -> LennardJones:
+        """The particle system (validates density, temperature, cutoff vs box, N)."""
+        cls = lookup(self.system, MD_SYSTEMS, "particle system")
+        return cls(
+            self.n,
+            density=self.density,
+            temperature=self.temperature,
+            cutoff=self.cutoff,
+            cutoff_treatment=self.cutoff_treatment,
+            neighbor=self.neighbor,
+            skin=self.skin,
+        )
+
+
+def run(config: Config, out: str | Path) -> Report:
+    """Run MD and write the run folder ``out``.
+
+    Returns:
+        The :class:`~symplearn.report.Report` (its ``metrics`` are ``metrics.json``'s entries).
+
+    Raises:
+        SymplearnError: bad settings (see :meth:`Config.resolved`), non-physical density or
+            temperature, a cutoff above half the box, N not ``4 k^3``.
+    """
+    from ..ase import write_extxyz
+
+    cfg = config.resolved()
+    t_start = time.perf_counter()
+    system = cfg.build_system()
+    dtype = DTYPES[cfg.dtype]
+    N = system.n_particles
+    z = system.sample(1, temperature=cfg.temperature, seed=cfg.seed, dtype=dtype)[0]
+    _log(cfg, f"md: {system!r}, box {system.box_length:.4f}, {system.neighbor} pairs, {cfg.steps} steps")
+    if cfg.equilibrate:
+        z, _ = md.langevin_baoab(
+            system,
+            z,
+            cfg.dt,
+            cfg.equilibrate,
+            temperature=cfg.temperature,
+            friction=cfg.friction,
+            seed=cfg.seed,
+        )
+        _log(cfg, f"md: Langevin equilibration, {cfg.equilibrate} steps at T = {cfg.temperature:g}")
+
+    # NVE in chunks (one progress line each), thermo states every thermo_every steps
+    states, steps = [z], [0]
+    chunk = max(cfg.thermo_every, (cfg.steps // 10) // cfg.thermo_every * cfg.thermo_every)
+    done, t_nve = 0, 0.0
+    while done < cfg.steps:
+        k = min(chunk, cfg.steps - done)
+        t0 = time.perf_counter()
+        tr = md.nve(system, states[-1], cfg.dt, k, save_every=cfg.thermo_every)
+        t_nve += time.perf_counter() - t0
+        saved_steps = [done + s for s in range(cfg.thermo_every, k + 1, cfg.thermo_every)]
+        if k % cfg.thermo_every:
+            saved_steps.append(done + k)
+        states.extend(tr.z[1:])
+        steps.extend(saved_steps)
+        done += k
+        _log(cfg, f"md: step {done}/{cfg.steps}, {done / t_nve:.0f} steps/s")
+    zt = torch.stack(states)  # (T, 6N)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    th = md.write_thermo_csv(out / "thermo.csv", system, zt, steps=steps, dt=cfg.dt)
+    frames = [i for i, s in enumerate(steps) if s % cfg.save_every == 0 or s == cfg.steps]
+    write_extxyz(
+        out / "trajectory.extxyz",
+        system,
+        zt[frames],
+        steps=[steps[i] for i in frames],
+        dt=cfg.dt,
+        energies={"pe": th["pe"][frames], "ke": th["ke"][frames]},
+    )
+
+    t = np.asarray(steps, dtype=float) * cfg.dt
+    E = th["energy"].double().numpy()
+    KE = th["ke"].double().numpy()
+    half = len(steps) // 2  # second half of the run: the averages (the start may be melting)
+    slope = float(np.polyfit(t, E / N, 1)[0]) if len(t) > 2 else float("nan")
+    r, g = md.radial_distribution(system, zt[half:].double(), n_bins=200)
+    r_peak, g_peak = md.first_peak(r, g)
+    metrics = {
+        "n_particles": N,
+        "steps_per_s": cfg.steps / t_nve,
+        "particle_steps_per_s": cfg.steps * N / t_nve,
+        "temperature_mean": float(th["temperature"][half:].mean()),
+        "potential_energy_per_particle_mean": float(th["pe"][half:].mean() / N),
+        "pressure_mean": float(th["pressure"][half:].mean()),
+        "energy_std_over_ke_std": float(E.std() / KE.std()) if KE.std() > 0 else float("nan"),
+        "energy_drift_per_particle_per_tau": slope,
+        "g_r_peak": {"r": r_peak, "height": g_peak},
+        "neighbor": system.neighbor,
+        "box_length": system.box_length,
+    }
+    report = Report(
+        title=f"MD: {cfg.system}, N = {N}, density {cfg.density:g}, T0 = {cfg.temperature:g}, "
+        f"{cfg.steps} steps of {cfg.dt:g}",
+        rows={"nve": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}},
+        columns=[
+            Column("temperature_mean", "<T>"),
+            Column("potential_energy_per_particle_mean", "<PE>/N", ".5g"),
+            Column("pressure_mean", "<P>", ".4g"),
+            Column("energy_std_over_ke_std", "std(E)/std(KE)", ".2e"),
+            Column("energy_drift_per_particle_per_tau", "drift (eps/tau/N)", ".2e"),
+            Column("steps_per_s", "steps/s", ".4g"),
+        ],
+        figures={
+            "pair_potential.png": _pair_figure(system),
+            "g_r.png": _gr_figure(r, g, r_peak, g_peak, cfg),
+            "energy.png": _energy_figure(t, th, N),
+        },
+        sections=[
+            f"Averages over the second half of the run (t >= {t[half]:.3g} tau). Cutoff "
+            f"{cfg.cutoff:g} ({cfg.cutoff_treatment}), {system.neighbor} pair search, {cfg.dtype}. "
+            f"First g(r) peak at r = {r_peak:.3f} sigma, height {g_peak:.3f}. Files: "
+            "`trajectory.extxyz` (wrapped positions, momenta, `unwrapped` array), `thermo.csv`.",
+            "Conventions: T = 2 KE / (3N - 3) (as LAMMPS), P = (2 KE + W) / (3V), no tail corrections.",
+        ],
+        metrics=metrics,
+    )
+    write_run(out, cfg, report, wall_time_s=time.perf_counter() - t_start)
+    _log(cfg, f"md: wrote {out}")
+    return report
+
+
+def _log(cfg: Config, msg: str) -> None:
+    if not cfg.quiet:
+        print(msg, flush=True)
+
+
+def _figure(figsize=(6.4, 4.4)):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, constrained_layout=True)
+    return fig, fig.add_subplot(1, 1, 1)
+
+
+def _pair_figure(system):
+    pair = system.pair
+    fig, ax = _figure()
+    r = torch.linspace(0.9, pair.cutoff + 0.5, 600, dtype=torch.float64)
+    raw = 4 * pair.epsilon * ((pair.sigma / r) ** 12 - (pair.sigma / r) ** 6)
+    ax.plot(r, raw, color="0.6", lw=1.2, ls="--", label="Lennard-Jones (no cutoff)")
+    ax.plot(r, pair.energy(r), color="C0", lw=1.8, label=f"used: {pair.treatment}, rc = {pair.cutoff:g}")
+    rmin = 2 ** (1 / 6) * pair.sigma
+    ax.plot([rmin], [-pair.epsilon], "o", color="C3", label=r"minimum $2^{1/6}\sigma$, depth $-\varepsilon$")
+    ax.axvline(pair.cutoff, color="0.3", lw=0.8, ls=":")
+    ax.axhline(0, color="0.8", lw=0.8)
+    ax.set_ylim(-1.3 * pair.epsilon, 1.5 * pair.epsilon)
+    ax.set_xlabel(r"pair distance r ($\sigma$)")
+    ax.set_ylabel(r"u(r) ($\varepsilon$)")
+    ax.set_title("Pair potential")
+    ax.legend(loc="upper right", fontsize=8)
+    return fig
+
+
+def _gr_figure(r, g, r_peak, g_peak, cfg):
+    fig, ax = _figure()
+    ax.plot(r, g, color="C0", lw=1.5, label="g(r), second half of the run")
+    ax.plot([r_peak], [g_peak], "v", color="C3", label=f"first peak: r = {r_peak:.3f}, g = {g_peak:.2f}")
+    ax.axhline(1, color="0.7", lw=0.8, ls="--", label="ideal gas")
+    ax.set_xlabel(r"r ($\sigma$)")
+    ax.set_ylabel("g(r)")
+    ax.set_title(f"Radial distribution function (density {cfg.density:g})")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _energy_figure(t, th, N):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 5.6), constrained_layout=True)
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
+    for key, label, c in (("energy", "E", "k"), ("pe", "PE", "C0"), ("ke", "KE", "C3")):
+        ax1.plot(t, th[key].double().numpy() / N, color=c, lw=1.2, label=label)
+    ax1.set_ylabel(r"energy per particle ($\varepsilon$)")
+    ax1.set_title("Energy over time (NVE, velocity Verlet)")
+    ax1.legend(fontsize=8, ncol=3)
+    E = th["energy"].double().numpy() / N
+    ax2.plot(t, E - E[0], color="k", lw=1.0, label="E(t) - E(0)")
+    ax2.set_xlabel(r"time ($\tau$)")
+    ax2.set_ylabel(r"(E - E$_0$)/N ($\varepsilon$)")
+    ax2.legend(fontsize=8)
+    return fig
+
+
+# -- command line --------------------------------------------------------------------------
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register the ``md`` subcommand on an argparse subparsers object (``symplearn md ...``).
+
+    Returns:
+        The subcommand's parser (its handler is set as ``func``; it returns the exit code 0).
+    """
+    d = Config()
+    p = subparsers.add_parser("md", help="molecular dynamics of a particle system (NVE, fcc start)")
+    p.add_argument("system", help=f"particle system: {', '.join(MD_SYSTEMS)}")
+    p.add_argument("--n", type=int, default=d.n, help=f"number of particles, 4 k^3 (default {d.n})")
+    p.add_argument("--density", type=float, default=d.density, help=f"number density (default {d.density})")
+    p.add_argument("--temperature", type=float, default=d.temperature, help="initial temperature")
+    p.add_argument("--steps", type=int, default=d.steps, help=f"NVE steps (default {d.steps})")
+    p.add_argument("--dt", type=float, default=d.dt, help=f"time step in tau (default {d.dt})")
+    p.add_argument(
+        "--cutoff", type=float, default=d.cutoff, help=f"pair cutoff in sigma (default {d.cutoff})"
+    )
+    p.add_argument("--cutoff-treatment", default=d.cutoff_treatment, help=", ".join(CUTOFF_TREATMENTS))
+    p.add_argument("--equilibrate", type=int, default=0, help="Langevin BAOAB steps before NVE (default 0)")
+    p.add_argument("--friction", type=float, default=d.friction, help="Langevin friction (1/tau)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--save-every", type=int, default=d.save_every, help="trajectory frame interval")
+    p.add_argument("--thermo-every", type=int, default=d.thermo_every, help="thermo log interval")
+    p.add_argument("--neighbor", default=d.neighbor, help="auto, vesin or all-pairs")
+    p.add_argument("--dtype", default=d.dtype, help="float64 or float32")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_md)
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The :class:`Config` of parsed ``md`` arguments (validated)."""
+    return replace(
+        Config(),
+        system=args.system,
+        n=args.n,
+        density=args.density,
+        temperature=args.temperature,
+        steps=args.steps,
+        dt=args.dt,
+        cutoff=args.cutoff,
+        cutoff_treatment=args.cutoff_treatment,
+        equilibrate=args.equilibrate,
+        friction=args.friction,
+        seed=args.seed,
+        save_every=args.save_every,
+        thermo_every=args.thermo_every,
+        neighbor=args.neighbor,
+        dtype=args.dtype,
+        quiet=args.quiet,
+    ).resolved()
+
+
+def _cmd_md(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    report = run(cfg, args.out)
+    if not cfg.quiet:
+        m = report.metrics
+        print(
+            f"md: <T> = {m['temperature_mean']:.4f}, <PE>/N = {m['potential_energy_per_particle_mean']:.4f}, "
+            f"<P> = {m['pressure_mean']:.4f}, {m['steps_per_s']:.0f} steps/s"
+        )
+    return 0
