@@ -72,6 +72,10 @@ class PairPotential:
         """
         raise NotImplementedError
 
+    def force(self, r2: Tensor) -> Tensor:
+        """``-u'(r) / r`` only (what the dynamics needs). Args: r2: ``(...)``. Returns ``(...)``."""
+        return self.energy_force(r2)[1]
+
     def energy(self, r: Tensor) -> Tensor:
         """``u(r)`` at distances ``r: (...)``; returns ``(...)``."""
         return self.energy_force(r * r)[0]
@@ -170,6 +174,15 @@ class LennardJonesPair(PairPotential):
         zero = torch.zeros_like(u)
         return torch.where(inside, u, zero), torch.where(inside, f, zero)
 
+    def force(self, r2: Tensor) -> Tensor:
+        """``-u'(r) / r``, zero from the cutoff on (fewer operations than :meth:`energy_force`
+        for the truncated and shifted potentials, whose forces are the same)."""
+        if self.treatment == "switched":
+            return self.energy_force(r2)[1]
+        inv = (r2 < self.cutoff**2).to(r2.dtype) / r2  # 1/r^2 inside, 0 outside (r2 > 0)
+        s6 = (self.sigma**6) * inv * inv * inv
+        return s6 * (48.0 * self.epsilon * s6 - 24.0 * self.epsilon) * inv
+
     def tail_corrections(self, density: float) -> tuple[float, float]:
         """Standard long-range corrections of the truncated potential (Allen & Tildesley, eq. 2.144):
         ``U/N = (8/3) pi rho eps sigma^3 [ (1/3)(sigma/rc)^9 - (sigma/rc)^3 ]``,
@@ -224,8 +237,17 @@ class _NeighborList:
         self.i = torch.cat(ii).to(x.device)
         self.j = torch.cat(jj).to(x.device)
         self.pair_batch = torch.div(self.i, N, rounding_mode="floor")
+        self.i3, self.j3 = _component_indices(self.i, self.j, B * N)
         self.ref = xd.clone()
         self.builds += 1
+
+
+def _component_indices(i: Tensor, j: Tensor, n_total: int) -> tuple[Tensor, Tensor]:
+    """Gather indices into the component-major flat positions ``(x_0..x_{M-1}, y_0.., z_0..)``
+    of M = ``n_total`` particles for pairs ``(i, j)``: ``(3P,)`` each, components outermost."""
+    i3 = torch.cat([i, i + n_total, i + 2 * n_total])
+    j3 = torch.cat([j, j + n_total, j + 2 * n_total])
+    return i3, j3
 
 
 class ParticleSystem(*_BASES):
@@ -350,28 +372,29 @@ class ParticleSystem(*_BASES):
         batch = q.shape[:-1]
         x = q.reshape(-1, self.n_particles, 3)
         L = self.box_length
+        B = x.shape[0]
         if self.neighbor == "all-pairs":
-            i, j, pair_batch = self._all_pairs(x.shape[0], q.device)
+            pair_batch, i3, j3 = self._all_pairs(B, q.device)
         else:
             self._nl.update(x, L)
-            i, j, pair_batch = self._nl.i, self._nl.j, self._nl.pair_batch
-        B = x.shape[0]
-        # components as 1-D rows: 1-D gathers and index_adds are several times faster on CPU
-        # than the same operations on (P, 3) rows
-        xs = x.reshape(-1, 3).T.contiguous()
-        inv_L = 1.0 / L
-        dr = []
-        for xk in xs:
-            d = xk.index_select(0, i) - xk.index_select(0, j)
-            dr.append(d - L * torch.round(d * inv_L))
-        r2 = dr[0] * dr[0] + dr[1] * dr[1] + dr[2] * dr[2]
-        u, f = self.pair.energy_force(r2)
-        forces = torch.empty_like(xs)
-        for k in range(3):
-            fk = f * dr[k]
-            forces[k].zero_().index_add_(0, i, fk).index_add_(0, j, fk, alpha=-1)
-        forces = forces.T
-        out = {"forces": forces.reshape(*batch, self.n_dof)}
+            pair_batch, i3, j3 = self._nl.pair_batch, self._nl.i3, self._nl.j3
+        # Component-major flat layout (x of all particles, then y, then z): one 1-D gather per
+        # side and one 1-D index_add per side for all three components. On CPU these are several
+        # times faster than the same operations on (P, 3) rows, and the op count per force
+        # evaluation (which bounds speed at a few hundred particles) stays small.
+        n_pairs = pair_batch.shape[0]
+        xs = x.reshape(-1, 3).T.reshape(-1)
+        d = xs.index_select(0, i3) - xs.index_select(0, j3)
+        d = d - L * torch.round(d * (1.0 / L))
+        dd = d.view(3, n_pairs)
+        r2 = (d * d).view(3, n_pairs).sum(0)
+        if energy:
+            u, f = self.pair.energy_force(r2)
+        else:
+            f = self.pair.force(r2)
+        fd = (dd * f).reshape(-1)
+        forces = torch.zeros_like(xs).index_add_(0, i3, fd).index_add_(0, j3, fd, alpha=-1)
+        out = {"forces": forces.view(3, -1).T.reshape(*batch, self.n_dof)}
         if energy:
             e = torch.zeros(B, dtype=q.dtype, device=q.device).index_add(0, pair_batch, u)
             out["energy"] = e.reshape(batch)
@@ -379,7 +402,7 @@ class ParticleSystem(*_BASES):
             w = torch.zeros(B, dtype=q.dtype, device=q.device).index_add(0, pair_batch, f * r2)
             out["virial"] = w.reshape(batch)
         if virial_tensor:
-            comps = [f * dr[a] * dr[b] for a in range(3) for b in range(3)]
+            comps = [f * dd[a] * dd[b] for a in range(3) for b in range(3)]
             wt = torch.zeros(B, 9, dtype=q.dtype, device=q.device).index_add(
                 0, pair_batch, torch.stack(comps, -1)
             )
@@ -387,13 +410,15 @@ class ParticleSystem(*_BASES):
         return out
 
     def _all_pairs(self, B: int, device) -> tuple[Tensor, Tensor, Tensor]:
-        """All ``i < j`` pairs of B replicas (global indices), cached per B."""
+        """All ``i < j`` pairs of B replicas: ``(pair_batch, i3, j3)`` (see
+        :func:`_component_indices`), cached per B."""
         if self._pairs is None or self._pairs[0] != (B, device):
             N = self.n_particles
             iu = torch.triu_indices(N, N, 1, device=device)
             off = (torch.arange(B, device=device) * N)[:, None]
             i, j = (iu[0] + off).reshape(-1), (iu[1] + off).reshape(-1)
-            self._pairs = ((B, device), (i, j, torch.div(i, N, rounding_mode="floor")))
+            i3, j3 = _component_indices(i, j, B * N)
+            self._pairs = ((B, device), (torch.div(i, N, rounding_mode="floor"), i3, j3))
         return self._pairs[1]
 
     def potential_energy(self, q: Tensor) -> Tensor:
