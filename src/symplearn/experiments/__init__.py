@@ -16,6 +16,7 @@ from .._errors import lookup
 EXPERIMENTS: dict[str, str] = {
     "spring": "symplearn.experiments.spring",
     "pendulum": "symplearn.experiments.pendulum",
+    "lennard-jones": "symplearn.experiments.lennard_jones",
 }
 
 

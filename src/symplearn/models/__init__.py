@@ -31,6 +31,7 @@ from .activations import ACTIVATIONS, SMOOTH_ACTIVATIONS, get_activation
 from .hnn import HNN, SeparableHNN
 from .lnn import LNN, lagrangian_acceleration
 from .mlp import MLPField
+from .potentials import DirectForceModel, LearnedPairPotential, SymmetryFunctionPotential
 from .sympnet import GradientSympNet, GSympNet, LASympNet
 
 __all__ = [
@@ -40,7 +41,10 @@ __all__ = [
     "GSympNet",
     "GradientSympNet",
     "HNN",
+    "DirectForceModel",
     "LASympNet",
+    "LearnedPairPotential",
+    "SymmetryFunctionPotential",
     "LNN",
     "MLPField",
     "SeparableHNN",
@@ -53,6 +57,7 @@ __all__ = [
 MODELS: dict[str, type[nn.Module]] = {
     cls.kind: cls for cls in (MLPField, HNN, SeparableHNN, LNN, LASympNet, GSympNet, GradientSympNet)
 }
+MODELS.update({c.kind: c for c in (LearnedPairPotential, SymmetryFunctionPotential, DirectForceModel)})
 
 
 class _ModelArgumentError(SymplearnError, TypeError):
