@@ -104,7 +104,8 @@ class Config:
             )
         if cfg.conservative_kind not in ("symmetry-function", "pair-potential"):
             raise SymplearnError(
-                f"conservative_kind must be 'symmetry-function' or 'pair-potential', got {cfg.conservative_kind!r}"
+                "conservative_kind must be 'symmetry-function' or 'pair-potential', "
+                f"got {cfg.conservative_kind!r}"
             )
         for name in ("frames_per_temperature", "train_steps", "nve_steps", "save_every", "n_check_configs"):
             v = getattr(cfg, name)
@@ -142,7 +143,9 @@ def run(config: Config, out: str | Path) -> Report:
     truth = LennardJones(cfg.n_particles, density=cfg.density, cutoff_treatment="switched")
     n, N, L = truth.n_dof, truth.n_particles, truth.box_length
 
-    log(cfg.quiet, f"data: Langevin at T = {cfg.train_temperatures}, {cfg.frames_per_temperature} frames each")
+    log(
+        cfg.quiet, f"data: Langevin at T = {cfg.train_temperatures}, {cfg.frames_per_temperature} frames each"
+    )
     t0 = time.perf_counter()
     data = generate_md_data(
         truth, cfg.train_temperatures, cfg.frames_per_temperature, dt=cfg.dt,
@@ -170,7 +173,9 @@ def run(config: Config, out: str | Path) -> Report:
     states = []
     for s in (cfg.seed, cfg.seed + 1):
         z = truth.sample(1, temperature=cfg.temperature, seed=1000 + s)[0]
-        z, _ = md.langevin_baoab(truth, z, cfg.dt, 2 * cfg.equilibration_steps, temperature=cfg.temperature, seed=2000 + s)
+        z, _ = md.langevin_baoab(
+            truth, z, cfg.dt, 2 * cfg.equilibration_steps, temperature=cfg.temperature, seed=2000 + s
+        )
         states.append(z[None])
 
     systems = {"true": truth, **models}
@@ -216,7 +221,9 @@ def run(config: Config, out: str | Path) -> Report:
     for name, sys_ in systems.items():
         fn = system_force_fn(sys_)
         ja = jacobian_asymmetry(fn, qc, n_atoms=cfg.check_atoms, box=L, method="autograd")
-        lw = [loop_work(fn, q, n_loops=2, n_points=cfg.loop_points, amplitude=0.02, seed=cfg.seed) for q in qc]
+        lw = [
+            loop_work(fn, q, n_loops=2, n_points=cfg.loop_points, amplitude=0.02, seed=cfg.seed) for q in qc
+        ]
         rows[name]["jacobian_asymmetry"] = ja.max
         rows[name]["loop_work"] = max(x.relative for x in lw)
         rows[name]["loop_work_abs"] = max(x.max_abs for x in lw)
@@ -252,7 +259,12 @@ def run(config: Config, out: str | Path) -> Report:
         ],
         figures=figures,
         sections=_sections(cfg, rows, noise, force_scale, floor_row),
-        metrics={"gr_noise_floor": noise, "force_scale_rms": force_scale, "n_steps": cfg.nve_steps, "dt": cfg.dt},
+        metrics={
+            "gr_noise_floor": noise,
+            "force_scale_rms": force_scale,
+            "n_steps": cfg.nve_steps,
+            "dt": cfg.dt,
+        },
     )
     write_run(out, cfg, report, wall_time_s=time.perf_counter() - start)
     return report
@@ -265,7 +277,8 @@ def _sections(cfg, rows, noise, force_scale, floor_row) -> list[str]:
         f"N = {cfg.n_particles} LJ particles at density {cfg.density}, switched cutoff 2.0-2.5 sigma; NVE "
         f"(velocity Verlet) for {cfg.nve_steps} steps at dt = {cfg.dt} ({run_tau:g} tau) from one "
         f"Langevin-equilibrated state at T = {cfg.temperature}. Training data: "
-        f"{len(cfg.train_temperatures)} x {cfg.frames_per_temperature} frames (T = {cfg.train_temperatures}), "
+        f"{len(cfg.train_temperatures)} x {cfg.frames_per_temperature} frames "
+        f"(T = {cfg.train_temperatures}), "
         f"80/20 split; force RMSE on the held-out frames (RMS true force component {force_scale:.3g}).",
         f"g(r) distance: RMS difference to the truth's g(r) over 100 bins up to L/2; noise floor "
         f"(truth from a second equilibrated state) {noise:.3g}. lambda = ||J_anti||/||J|| of the force "
@@ -276,13 +289,18 @@ def _sections(cfg, rows, noise, force_scale, floor_row) -> list[str]:
     ]
     checks = []
     if t["energy_drift_per_particle_per_tau"] is not None:
-        ratio_drift = abs(c["energy_drift_per_particle_per_tau"]) / max(abs(t["energy_drift_per_particle_per_tau"]), 1e-300)
+        ratio_drift = abs(c["energy_drift_per_particle_per_tau"]) / max(
+            abs(t["energy_drift_per_particle_per_tau"]), 1e-300
+        )
         ratio_std = c["energy_std_over_ke_std"] / max(t["energy_std_over_ke_std"], 1e-300)
         checks.append(
             f"- conservative drift / truth's drift = {ratio_drift:.3g} (goal <= 2); std(E)/std(KE) ratio "
             f"{ratio_std:.3g} (goal <= 2)."
         )
-    checks.append(f"- conservative g(r) distance / noise floor = {c['gr_distance'] / max(noise, 1e-300):.3g} (goal <= 2).")
+    checks.append(
+        f"- conservative g(r) distance / noise floor = {c['gr_distance'] / max(noise, 1e-300):.3g} "
+        "(goal <= 2)."
+    )
     checks.append(
         f"- lambda: conservative {c['jacobian_asymmetry']:.2e}, direct {d['jacobian_asymmetry']:.2e}; "
         f"loop work: conservative {c['loop_work']:.2e}, direct {d['loop_work']:.2e}."
@@ -337,7 +355,9 @@ def _learning_figure(fits, force_scale) -> Figure:
         ax.plot(h["step"], h["val_force_rmse"], c + "-", label=f"{name}: force RMSE (validation)")
         ax.plot(h["step"], np.sqrt(h["train_loss"]), c + ":", label=f"{name}: sqrt(train loss)")
     ax.axhline(force_scale, color="0.6", lw=0.8, label="RMS true force")
-    ax.set(xlabel="training step", ylabel="force error (epsilon/sigma)", yscale="log", title="Learning curves")
+    ax.set(
+        xlabel="training step", ylabel="force error (epsilon/sigma)", yscale="log", title="Learning curves"
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -437,7 +437,9 @@ def train_potential(
     n_val = max(1, int(round(validation_fraction * F)))
     val_idx, train_idx = perm[:n_val], perm[n_val:]
     if len(train_idx) < 1:
-        raise SymplearnError(f"{F} frames leave nothing to train on with validation_fraction={validation_fraction}")
+        raise SymplearnError(
+            f"{F} frames leave nothing to train on with validation_fraction={validation_fraction}"
+        )
     q, E, Ft = data["q"], data["energy"], data["forces"]
     model.fit_scales(q[train_idx], E[train_idx] if model.has_energy else None)
     use_energy = bool(model.has_energy) and energy_weight > 0
