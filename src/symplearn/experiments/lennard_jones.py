@@ -267,6 +267,10 @@ def run(config: Config, out: str | Path) -> Report:
         },
     )
     write_run(out, cfg, report, wall_time_s=time.perf_counter() - start)
+    from ..modelio import save_model
+
+    for name, m in models.items():  # model folders for `symplearn check-forces`
+        save_model(m, Path(out) / f"model_{name}", metrics={"val_force_rmse": fits[name]["val_force_rmse"]})
     return report
 
 
