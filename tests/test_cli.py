@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from symplearn.cli import main, parse_loop, parse_observable
+from symplearn.cli import main
+from symplearn.runs.diagnose import parse_loop, parse_observable
 from symplearn.systems import get_system
 
 
@@ -70,6 +71,22 @@ def test_bad_input_gets_one_line_and_exit_2(capsys, tmp_path, argv, needle):
     assert not (tmp_path / "run").exists()  # nothing half-written
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["experiment", "spring", "--quick"],
+        ["train", "--system", "oscillator", "--model", "hnn", "--steps", "5"],
+        ["simulate", "oscillator", "--dt", "0.1", "--steps", "5"],
+    ],
+)
+def test_an_output_path_that_is_a_file_is_refused_before_the_work(capsys, tmp_path, argv):
+    afile = tmp_path / "results"
+    afile.write_text("keep me")
+    code, _, err = run_cli(capsys, *argv, "--out", str(afile))
+    assert code == 2 and "is not a folder" in err and len(err.strip().splitlines()) == 1
+    assert afile.read_text() == "keep me"
+
+
 def test_nonpositive_dt_is_refused(capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["simulate", "pendulum", "--dt", "-0.1", "--steps", "5", "--out", str(tmp_path)])
@@ -113,7 +130,7 @@ def test_simulate_writes_consistent_files(capsys, tmp_path, dtype):
         torch.tensor([[1.0, 0.0], [0.0, 0.5]], dtype=torch.float64), torch.as_tensor(t, dtype=torch.float64)
     )
     assert np.abs(z - exact.numpy()).max() < 1e-4
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "metrics.json").read_text())
     rel = np.abs(energy - energy[0]) / np.abs(energy[0])
     assert summary["max_rel_energy_error"] == pytest.approx(rel.max(), rel=1e-6, abs=1e-12)
     assert json.loads((out / "config.json").read_text())["params"] == {"omega": 2.0}
@@ -140,6 +157,8 @@ def test_loop_parser_requires_a_closed_loop():
     assert loop.shape == (4, 2)
     with pytest.raises(ValueError, match="not closed"):
         parse_loop("0,0;1,0;1,1;0,1")
+    with pytest.raises(ValueError, match="'q,p' pairs.*'1,1,1'"):
+        parse_loop("0,0;1,0;1,1,1;0,0")
 
 
 def test_experiment_list_names_each_experiment(capsys):
@@ -165,7 +184,7 @@ def test_diagnose_a_system_reports_exact_geometry(capsys, tmp_path):
         "--quiet",
     )
     assert code == 0
-    d = json.loads((out / "diagnostics.json").read_text())
+    d = json.loads((out / "metrics.json").read_text())
     assert d["integrator"] == "verlet"
     assert d["divergence_rms"] < 1e-12
     assert d["loop_gap_relative"] < 1e-10
@@ -227,7 +246,7 @@ def test_train_rollout_and_diagnose_a_model(capsys, trained, tmp_path):
     with np.load(out / "trajectory.npz", allow_pickle=False) as f:
         z, z_true, e_true, e_model = f["z"], f["z_true"], f["energy_true"], f["energy_model"]
     assert z.shape == z_true.shape == (101, 3, 2) and e_model.shape == (101, 3)
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "metrics.json").read_text())
     rel = np.abs(e_true - e_true[0]) / np.abs(e_true[0])
     assert summary["max_rel_energy_error"] == pytest.approx(rel.max(), rel=1e-9)
     assert summary["integrator"] == "implicit-midpoint"
@@ -250,7 +269,8 @@ def test_train_rollout_and_diagnose_a_model(capsys, trained, tmp_path):
         )[0]
         == 0
     )
-    d = json.loads((diag / "diagnostics.json").read_text())
+    d = json.loads((diag / "metrics.json").read_text())
+    assert d["integrator"] == "gauss-legendre-4"  # an HNN is not separable: the exact flow's stand-in
     assert d["divergence_rms"] < 1e-10 and d["loop_gap_relative"] < 1e-8  # structural, any weights
 
 
@@ -276,7 +296,7 @@ def test_sympnet_rolls_out_with_its_own_step_and_is_symplectic(capsys, trained, 
         )[0]
         == 0
     )
-    d = json.loads((diag / "diagnostics.json").read_text())
+    d = json.loads((diag / "metrics.json").read_text())
     assert d["integrator"] == "own step"
     assert d["symplecticity_defect_max"] < 1e-10
     assert abs(d["area_ratio"] - 1) < 1e-6

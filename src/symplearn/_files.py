@@ -20,6 +20,7 @@ def _atomic_write(path: str | os.PathLike, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private; results are ordinary files
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -134,17 +135,93 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+#: files a run folder may hold (what write_run and the runs write); a folder holding anything
+#: else is not replaced by a run, so a mistyped ``--out`` never deletes a user's files
+RUN_FILE_SUFFIXES = (".json", ".md", ".png", ".npz", ".csv", ".extxyz", ".txt")
+
+
+def check_output_folder(out: str | os.PathLike, *, replace: bool = True) -> Path:
+    """Check, before any work, that a run can write its folder ``out``.
+
+    Args:
+        out: the run folder to write.
+        replace: the run replaces the whole folder (``staged_folder(out, replace=True)``); then an
+            existing non-empty folder must be a run folder: its ``config.json`` written by
+            symplearn, no model weights, no sub-folders, and only files with the suffixes of
+            :data:`RUN_FILE_SUFFIXES`.
+
+    Returns:
+        ``out`` as a ``Path``.
+
+    Raises:
+        SymplearnError: ``out`` exists and is not a folder; its parent cannot be created or
+            written; it is a folder that a run must not replace (the message says why).
+    """
+    from ._errors import SymplearnError
+
+    out = Path(out)
+    if str(out).strip() == "":
+        raise SymplearnError("the output folder name is empty; give --out DIR")
+    if out.exists() and not out.is_dir():
+        raise SymplearnError(f"output path {str(out)!r} exists and is not a folder; choose a folder name")
+    parent = out.resolve().parent
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise SymplearnError(f"cannot create the output folder {str(out)!r}: {str(probe)!r} is not writable")
+    if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
+        raise SymplearnError(f"the output folder {str(out)!r} is not writable")
+    if replace:
+        here, res = Path.cwd().resolve(), out.resolve()
+        if res == here or res in here.parents:
+            raise SymplearnError(
+                f"the output folder {str(out)!r} is the current folder or holds it; a run replaces "
+                f"its whole folder, so give a folder name below it (e.g. --out {res.name or 'run'}/new)"
+            )
+    if replace and out.is_dir():
+        entries = [e for e in out.iterdir() if not e.name.startswith(".")]
+        if entries:
+            foreign = [e.name for e in entries if e.is_dir() or e.suffix not in RUN_FILE_SUFFIXES]
+            cfg = out / "config.json"
+            ours = False
+            if cfg.is_file():
+                try:
+                    ours = isinstance(c := read_json(cfg), dict) and "symplearn_version" in c
+                except (OSError, ValueError):
+                    ours = False
+            if foreign or not ours or (out / "model.safetensors").exists():
+                why = (
+                    f"it holds {', '.join(sorted(foreign)[:5])}"
+                    if foreign
+                    else "it is not a run folder written by symplearn"
+                )
+                raise SymplearnError(
+                    f"the output folder {str(out)!r} already exists and {why}; a run replaces its "
+                    f"whole folder, so give a new or empty folder (or a previous run's folder)"
+                )
+    return out
+
+
 class staged_folder:
     """Write a run's files into a temporary sibling folder, then move them into ``out``.
 
-    Used as ``with staged_folder(out) as tmp: ...write into tmp...``. On success each file is
-    moved into ``out`` with ``os.replace`` (atomic per file; ``out`` is created if needed and
-    files already there that the run does not write are left alone). On any error the temporary
+    Used as ``with staged_folder(out) as tmp: ...write into tmp...``. On any error the temporary
     folder is removed and ``out`` is untouched: never half-written results.
+
+    Args:
+        out: the folder.
+        replace: ``False`` (default): each staged file is moved into ``out`` with ``os.replace``
+            (atomic per file; ``out`` is created if needed and files already there that the run
+            does not write, e.g. a checkpoint, are left alone). ``True``: the whole folder
+            appears at once: a new ``out`` is one rename of the staged folder; an existing one
+            is renamed aside, the staged folder renamed into place, then the old one removed
+            (check it first with :func:`check_output_folder`).
     """
 
-    def __init__(self, out: str | os.PathLike):
+    def __init__(self, out: str | os.PathLike, *, replace: bool = False):
         self.out = Path(out)
+        self.replace = replace
 
     def __enter__(self) -> Path:
         if self.out.exists() and not self.out.is_dir():
@@ -159,7 +236,9 @@ class staged_folder:
         import shutil
 
         try:
-            if exc_type is None:
+            if exc_type is None and self.replace:
+                self._swap()
+            elif exc_type is None:
                 self.out.mkdir(parents=True, exist_ok=True)
                 for src in sorted(self.tmp.rglob("*")):
                     dst = self.out / src.relative_to(self.tmp)
@@ -170,3 +249,26 @@ class staged_folder:
                         os.replace(src, dst)
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _swap(self) -> None:
+        import shutil
+
+        os.chmod(self.tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a folder is not
+        if not self.out.exists():
+            os.rename(self.tmp, self.out)
+            return
+        old = Path(tempfile.mkdtemp(dir=self.out.parent, prefix=f".{self.out.name}.", suffix=".old"))
+        os.rmdir(old)
+        os.rename(self.out, old)
+        try:
+            os.rename(self.tmp, self.out)
+        except BaseException:
+            os.rename(old, self.out)  # put the previous folder back
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

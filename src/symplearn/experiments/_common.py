@@ -2,43 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from .. import diagnostics as dg
-from ..dynamics import FlowMap
-from ..integrators import integrate
-
-
-def log(quiet: bool, message: str) -> None:
-    """Print one progress line unless ``quiet``."""
-    if not quiet:
-        print(message, flush=True)
-
-
-def rollout(
-    flow: FlowMap,
-    z0: Tensor,
-    n_steps: int,
-    *,
-    save_every: int = 1,
-    desc: str = "rollout",
-    quiet: bool = True,
-) -> tuple[Tensor, Tensor, float]:
-    """:func:`~symplearn.integrate` without gradients (inference mode), timed.
-
-    Returns:
-        ``t (T,)``, ``z (T, K, 2n)`` (ordinary tensors) and the wall time in seconds.
-    """
-    start = time.perf_counter()
-    # inference mode: ~10 % less per-op overhead than no_grad for these small networks
-    with torch.inference_mode():
-        traj = integrate(flow, z0, n_steps, save_every=save_every, progress=not quiet, desc=desc)
-    wall = time.perf_counter() - start
-    return traj.t.clone(), traj.z.clone(), wall  # clones: ordinary tensors again
+from ..runs._common import log, rollout  # noqa: F401 (experiments import them from here)
+from ..runs._states import is_lagrangian, to_canonical_states, to_model_states  # noqa: F401
 
 
 def energy_summary(system: Any, z: Tensor, t: Tensor) -> dict[str, float]:
@@ -62,25 +33,3 @@ def history_for_plot(history: dict[str, list]) -> dict[str, list]:
     if test and any(v == v for v in test):
         out["test"] = test
     return out
-
-
-def is_lagrangian(model: Any) -> bool:
-    """Whether ``model`` works on Lagrangian states ``(q, q_dot)`` (an LNN) rather than ``(q, p)``."""
-    return model.state_kind == "lagrangian"
-
-
-def to_model_states(model: Any, system: Any, z: Tensor) -> Tensor:
-    """Canonical states ``(..., 2n)`` in the model's coordinates: ``(q, q_dot)`` through the
-    true system's Legendre map ``q_dot = velocities(q, p)`` for an LNN, unchanged otherwise."""
-    if not is_lagrangian(model):
-        return z
-    n = system.n_dof
-    return torch.cat([z[..., :n], system.velocities(z[..., :n], z[..., n:])], -1)
-
-
-def to_canonical_states(model: Any, system: Any, x: Tensor) -> Tensor:
-    """The inverse of :func:`to_model_states`: ``p = momenta(q, q_dot)`` for an LNN."""
-    if not is_lagrangian(model):
-        return x
-    n = system.n_dof
-    return torch.cat([x[..., :n], system.momenta(x[..., :n], x[..., n:])], -1)

@@ -10,7 +10,7 @@ from .._errors import lookup
 from .base import Integrator
 from .explicit import RK4, Euler
 from .implicit import GaussLegendre, ImplicitMidpoint, gauss_legendre_tableau
-from .integrate import Trajectory, integrate, reference_trajectory
+from .integrate import TracedFlow, Trajectory, integrate, reference_trajectory, trace_flow
 from .splitting import SymplecticEuler, Verlet, Yoshida4
 
 #: canonical command-line name -> factory of an integrator instance
@@ -50,4 +50,6 @@ __all__ = [
     "get_integrator",
     "integrate",
     "reference_trajectory",
+    "TracedFlow",
+    "trace_flow",
 ]
