@@ -161,28 +161,15 @@ def first_peak(r: Tensor, g: Tensor) -> tuple[float, float]:
 # drivers
 # ------------------------------------------------------------------------------------------
 def verlet_flow(system: ParticleSystem, dt: float):
-    """The velocity-Verlet flow map of ``system`` at step ``dt`` (``discretize(system, "verlet", dt)``)."""
-    from . import dynamics
+    """The velocity-Verlet flow map of ``system`` at step ``dt``: ``discretize(system, "verlet", dt)``."""
+    from .dynamics import discretize
 
-    if hasattr(dynamics, "discretize"):  # the core API (API.md)
-        return dynamics.discretize(system, "verlet", dt)
-    return _LegacyFlow(system, dt)
-
-
-class _LegacyFlow:
-    """Stand-in for ``discretize(system, "verlet", dt)`` until the core redesign lands."""
-
-    def __init__(self, system, dt):
-        from .integrators import Verlet
-
-        self.dynamics, self.integrator, self.dt = system, Verlet(), float(dt)
-
-    def step(self, t, z):
-        return self.integrator.step(self.dynamics, z, self.dt)
+    return discretize(_check_system(system), "verlet", dt)
 
 
 def nve(system: ParticleSystem, z0: Tensor, dt: float, n_steps: int, *, save_every: int = 1):
-    """Microcanonical (NVE) velocity-Verlet run through the library's ``integrate``.
+    """Microcanonical (NVE) velocity-Verlet run: ``integrate(discretize(system, "verlet", dt), ...)``
+    under ``torch.no_grad``.
 
     Args:
         z0: ``(..., 6N)`` (K replicas: ``(K, 6N)``).
@@ -195,11 +182,8 @@ def nve(system: ParticleSystem, z0: Tensor, dt: float, n_steps: int, *, save_eve
     """
     from .integrators import integrate
 
-    _check_system(system)
     flow = verlet_flow(system, dt)
     with torch.no_grad():
-        if isinstance(flow, _LegacyFlow):
-            return integrate(system, z0, dt, n_steps, flow.integrator, save_every=save_every)
         return integrate(flow, z0, n_steps, save_every=save_every)
 
 

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .. import dynamics as _dynamics
-from .._errors import SymplearnError, lookup
+from .._errors import SymplearnError, check_names, lookup
+from ..dynamics import SeparableHamiltonian
 from .base import System, seeded_generator
 
 #: cutoff treatments of :class:`LennardJonesPair`
@@ -41,11 +41,6 @@ CUTOFF_TREATMENTS = ("truncated", "shifted", "switched")
 #: torch thread, rc = 2.5, one force evaluation incl. the displacement check): the list is faster
 #: already at N = 32 (density 0.2) and 108 (density 0.8442), and 5x faster at N = 256 (see docs/md.md).
 AUTO_MIN_SKIN = 0.1
-
-_SEPARABLE = getattr(_dynamics, "SeparableHamiltonian", None)
-# The core redesign (API.md) adds dynamics.SeparableHamiltonian; until it lands, System is a
-# Dynamics with ``separable = True``.
-_BASES = (System,) if _SEPARABLE is None or issubclass(System, _SEPARABLE) else (System, _SEPARABLE)
 
 
 # ------------------------------------------------------------------------------------------
@@ -250,7 +245,7 @@ def _component_indices(i: Tensor, j: Tensor, n_total: int) -> tuple[Tensor, Tens
     return i3, j3
 
 
-class ParticleSystem(*_BASES):
+class ParticleSystem(System, SeparableHamiltonian):
     r"""N particles in a periodic cubic box of side L interacting through a pair potential.
 
     ``H = sum_i |p_i|^2 / (2 m_i) + sum_{i<j} u(r_ij)`` with minimum-image distances. A
@@ -275,9 +270,6 @@ class ParticleSystem(*_BASES):
     """
 
     name = "particles"
-    has_energy = True
-    separable = True
-    default_integrator = "verlet"
     PARAMS: dict[str, float] = {}
 
     def __init__(
@@ -458,11 +450,9 @@ class ParticleSystem(*_BASES):
         """``H = T(p) + V(q)``. Args: z: ``(..., 6N)``. Returns ``(...)``."""
         return self.kinetic_energy(z[..., self.n_dof :]) + self.potential_energy(z[..., : self.n_dof])
 
-    def vector_field(self, t, z: Tensor | None = None) -> Tensor:
+    def vector_field(self, t, z: Tensor) -> Tensor:
         """``dz/dt = (p/m, forces)``. Args: t (ignored; autonomous), z: ``(..., 6N)``.
-        Returns ``(..., 6N)``. (``vector_field(z)`` also works during the API transition.)"""
-        if z is None:
-            z = t
+        Returns ``(..., 6N)``."""
         q, p = z[..., : self.n_dof], z[..., self.n_dof :]
         return torch.cat([self.grad_T(p), -self.grad_V(q)], -1)
 
@@ -514,8 +504,9 @@ class ParticleSystem(*_BASES):
 class LennardJones(ParticleSystem):
     r"""The Lennard-Jones fluid: N particles at a number density in a periodic cube.
 
-    ``H = sum_i |p_i|^2 / (2m) + sum_{i<j} 4 epsilon ((sigma/r_ij)^12 - (sigma/r_ij)^6)``
-    with the cutoff treatment of :class:`LennardJonesPair`. Defaults: the LAMMPS ``in.lj``
+    H = sum_i |p_i|^2 / (2 mass) + sum_{i<j} 4 epsilon ((sigma/r_ij)^12 - (sigma/r_ij)^6)
+
+    (minimum-image distances r_ij) with the cutoff treatment of :class:`LennardJonesPair`. Defaults: the LAMMPS ``in.lj``
     state (N = 256 instead of 32000, density 0.8442, rc = 2.5, samples at T = 1.44), the cutoff
     shifted.
 
@@ -531,6 +522,7 @@ class LennardJones(ParticleSystem):
     """
 
     name = "lennard-jones"
+    n_dof = 3 * 256  # at the default N (instances set 3N)
     PARAMS = {
         "n_particles": 256,
         "density": 0.8442,
@@ -555,7 +547,11 @@ class LennardJones(ParticleSystem):
         mass: float = 1.0,
         neighbor: str = "auto",
         skin: float = 0.3,
+        **unknown,
     ):
+        check_names(
+            unknown, [*self.PARAMS, "cutoff_treatment", "r_onset", "neighbor"], f"parameter of {self.name}"
+        )
         if isinstance(n_particles, float) and n_particles.is_integer():
             n_particles = int(n_particles)
         if not (isinstance(density, numbers.Real) and math.isfinite(density) and 0 < density < 3.0):
