@@ -321,8 +321,8 @@ def _sections(cfg, rows, noise, force_scale, floor_row) -> list[str]:
 
 
 def _fig5(truth, models, cfg, grs, energies) -> Figure:
-    fig = Figure(figsize=(15, 4.4))
-    ax = fig.subplots(1, 3)
+    fig = Figure(figsize=(12, 9))
+    ax = fig.subplots(2, 2).reshape(-1)
     r = torch.linspace(0.88, truth.pair.cutoff, 300, dtype=torch.float64)
     ax[0].plot(r, truth.pair.energy(r), "k-", label="true LJ (switched 2.0-2.5)")
     cons = models["conservative"]
@@ -330,8 +330,10 @@ def _fig5(truth, models, cfg, grs, energies) -> Figure:
         with torch.no_grad():
             ax[0].plot(r, cons.pair_energy(r), "C0--", label="learned phi(r)")
     else:
-        ax[0].text(0.35, 0.5, f"conservative model: {cons.kind}\n(many-body: no pair potential)",
-                   transform=ax[0].transAxes, fontsize=9)  # fmt: skip
+        ax[0].text(
+            0.35, 0.5, f"conservative model: {cons.kind}\n(many-body: no pair potential)",
+            transform=ax[0].transAxes, fontsize=9,
+        )  # fmt: skip
     ax[0].axvline(2 ** (1 / 6), color="0.7", lw=0.8)
     ax[0].axhline(-1.0, color="0.7", lw=0.8)
     ax[0].set(xlabel="r (sigma)", ylabel="u(r) (epsilon)", title="(a) pair potential", ylim=(-1.3, 2.0))
@@ -339,14 +341,17 @@ def _fig5(truth, models, cfg, grs, energies) -> Figure:
     styles = {"true": "k-", "conservative": "C0--", "direct": "C3:", "true (seed 2)": "0.6"}
     for name, (rr, g) in grs.items():
         ax[1].plot(rr, g, styles[name], label=name, lw=1.2)
-    ax[1].set(xlabel="r (sigma)", ylabel="g(r)", title=f"(b) g(r), NVE at T ~ {cfg.temperature}")
+    ax[1].set(xlabel="r (sigma)", ylabel="g(r)", title=f"(b) g(r), NVE from T = {cfg.temperature}")
     ax[1].legend()
-    for name, (t, e, _) in energies.items():
-        if name == "true (seed 2)":
-            continue
-        ax[2].plot(t, e - e[0], styles[name], label=name + (" (true V)" if name == "direct" else ""), lw=1)
-    ax[2].set(xlabel="t (tau)", ylabel="(E(t) - E(0)) / N (epsilon)", title=f"(c) energy, dt = {cfg.dt}")
-    ax[2].legend()
+    for k, names in ((2, ("true", "conservative", "direct")), (3, ("true", "conservative"))):
+        for name in names:
+            t, e, _ = energies[name]
+            label = name + (" (true V along its run)" if name == "direct" else " (own H)")
+            ax[k].plot(t, e - e[0], styles[name], label=label, lw=1)
+        ax[k].set(xlabel="t (tau)", ylabel="(E(t) - E(0)) / N (epsilon)")
+        ax[k].legend()
+    ax[2].set_title(f"(c) total energy, {cfg.nve_steps} Verlet steps at dt = {cfg.dt}")
+    ax[3].set_title("(c, zoom) truth and conservative model")
     fig.tight_layout()
     return fig
 

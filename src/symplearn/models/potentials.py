@@ -104,6 +104,7 @@ class _LearnedParticles(ModelMixin, nn.Module, ParticleSystem):
     """Shared machinery: a ParticleSystem whose pair forces ``s_ij`` come from :meth:`_pair_terms`."""
 
     conservative = True
+    has_energy = True
     kind = ""
 
     def __init__(
