@@ -65,6 +65,7 @@ def test_forces_are_minus_autograd_gradient(kind, lj, state):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@torch.no_grad()
 def test_symmetries(kind, lj, state):
     """Translation and permutation invariance, equivariance under the box's 90-degree rotation
     about z ((x, y, z) -> (L - y, x, z)); Newton's third law (zero total force)."""
