@@ -139,3 +139,27 @@ def test_training_learns_lj_forces(lj):
     h = res["history"]["val_force_rmse"]
     assert h[-1] < 0.5 * scale and h[-1] < h[0], (h, scale)
     assert np.isfinite(res["val_energy_rmse"])
+
+
+@torch.no_grad()
+def test_neighbour_list_matches_all_pairs():
+    """N = 256: the vesin Verlet list and all pairs give the same energies and forces."""
+    big = LennardJones(256, density=0.8442)
+    z = big.sample(1, temperature=1.0, seed=2)[0]
+    q = z[: big.n_dof] + 0.05 * torch.randn(
+        big.n_dof, generator=torch.Generator().manual_seed(2), dtype=torch.float64
+    )
+    for kind in KINDS:
+        ms = []
+        for nb in ("vesin", "all-pairs"):
+            torch.manual_seed(0)
+            m = build_model(
+                kind, n_particles=256, box_length=big.box_length, neighbor=nb, n_basis=8, width=16
+            )
+            m = m.double()
+            m.fit_scales(q[None])
+            ms.append(m.compute(q))
+        assert ms[0]["forces"].shape == (big.n_dof,)
+        torch.testing.assert_close(ms[0]["forces"], ms[1]["forces"], rtol=0, atol=1e-11)
+        if kind != "direct-force":
+            torch.testing.assert_close(ms[0]["energy"], ms[1]["energy"], rtol=1e-13, atol=0)
