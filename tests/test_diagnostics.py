@@ -628,3 +628,63 @@ def test_clear_errors_for_bad_loops_planes_and_observables():
         dg.lyapunov_exponent(pend, z, 5)
     with pytest.raises(sl.NonFiniteError, match="from sample 3"):
         dg.invariant_error(torch.tensor([1.0, 1.0, 1.0, float("inf")]))
+
+
+# --------------------------------------------------------------------------------------------
+# finite-difference tangents at large |z|; signed areas (issue 8)
+# --------------------------------------------------------------------------------------------
+class _StandardMap(sl.FlowMap):
+    """Chirikov's standard map lifted to the plane (not wrapped): p' = p + K sin q, q' = q + p'."""
+
+    n_dof = 1
+    dt = 1.0
+
+    def __init__(self, K: float):
+        self.K = K
+
+    def step(self, t, z):
+        q, p = z[..., 0], z[..., 1]
+        p = p + self.K * torch.sin(q)
+        return torch.stack([q + p, p], -1)
+
+
+def test_lyapunov_finite_difference_tangent_at_large_coordinates_on_the_standard_map():
+    """For large K the standard map's exponent is ln(K/2) (Chirikov; the correction is O(1/K^2),
+    about 1e-3 at K = 20). Started at |z| ~ 1e5 (and growing: the lifted orbit drifts to |q| ~ 1e8),
+    the finite-difference tangent must still see it: the step used to be eps^(1/3) |z| = 0.6,
+    which smeared sin q over a whole radian and read 0.85. Tolerance 0.03: three times the
+    statistical error of the mean over 16 orbits of 2000 steps (the finite-time exponents spread
+    by std 0.02, so the mean's error is ~0.005; 0.03 also covers the O(1/K^2) correction). The
+    exact tangent (forward-mode AD of the map) on the same orbits agrees to 1e-5 over 500 steps
+    (the difference tangent's relative error, (eps |z|)^(2/3) <= 1e-5 per step at |z| <= 1e8,
+    is a bias of that size at most in each log-growth; it averages out in the exponent)."""
+    K = 20.0
+    flow = _StandardMap(K)
+    gen = torch.Generator().manual_seed(0)
+    z0 = torch.tensor([1.0e5, 3.0e4], dtype=torch.float64) + torch.rand(
+        16, 2, generator=gen, dtype=torch.float64
+    )
+    fd = dg.lyapunov_exponent(flow, z0, 2000, transient=50)
+    assert abs(fd.mean - math.log(K / 2)) < 0.03, fd.mean
+    fd = dg.lyapunov_exponent(flow, z0[:4], 500, transient=50)
+    ad = dg.lyapunov_exponent(flow, z0[:4], 500, transient=50, tangent="jvp")
+    assert float((fd.exponent - ad.exponent).abs().max()) < 1e-5
+
+
+def test_an_orientation_reversing_area_preserving_map_has_area_ratio_minus_one():
+    """(q, p) -> (p, q) preserves areas and reverses orientation: det = -1. After one step the
+    transported area is -A (signed: reported as it is, not as |A|); after two, +A."""
+
+    class Swap(sl.FlowMap):
+        n_dof = 1
+        dt = 1.0
+
+        def step(self, t, z):
+            return z.flip(-1)
+
+    loop = dg.square_loop(torch.tensor([0.3, -0.2], dtype=torch.float64), 0.5, 16)
+    one = dg.transport_loop(Swap(), loop, 1)
+    two = dg.transport_loop(Swap(), loop, 2)
+    assert one.area_ratio == -1.0 and two.area_ratio == 1.0
+    assert abs(float(one.areas[0]) - 0.25) < 1e-15
+    assert one.as_dict()["area_ratio"] == -1.0

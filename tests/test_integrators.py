@@ -10,6 +10,7 @@ import torch
 import symplearn as sl
 from symplearn.geometry import batch_jacobian, symplecticity_defect
 from symplearn.integrators import INTEGRATORS, GaussLegendre, gauss_legendre_tableau
+from symplearn.models import build_model
 
 ALL = list(INTEGRATORS)
 SYMPLECTIC = [n for n in ALL if INTEGRATORS[n]().symplectic]
@@ -210,7 +211,7 @@ def test_unconverged_implicit_step_raises_with_step_dt_and_residual():
     [
         ({"dt": 0.0}, "dt must be a positive"),
         ({"dt": -0.1}, "dt must be a positive"),
-        ({"n_steps": 0}, "n_steps must be a positive"),
+        ({"n_steps": 0}, "n_steps must be an integer >= 1"),
         ({"save_every": 0}, "save_every must be"),
     ],
 )
@@ -274,3 +275,274 @@ def test_gauss_legendre_default_tolerance_converges_at_high_energy():
     traj = sl.integrate(sl.discretize(system, "gauss-legendre-4", 0.01), z0, 1000)
     e = system.hamiltonian(traj.z)
     assert float(((e - e[0]).abs() / e[0].abs()).max()) < 1e-5
+
+
+# --------------------------------------------------------------------------------------------
+# implicit solves at any scale (issue 8)
+# --------------------------------------------------------------------------------------------
+IMPLICIT = ["implicit-midpoint", "gauss-legendre-4", "gauss-legendre-6"]
+
+
+@pytest.mark.parametrize("solver", ["fixed-point", "newton"])
+@pytest.mark.parametrize("name", IMPLICIT)
+def test_implicit_step_is_the_same_at_angles_shifted_by_whole_turns(name, solver):
+    """The double pendulum at q + 2 pi k is the same physical state: the increments of one step
+    must agree with those at k = 0 up to k = 10^4 (|q| ~ 6e4; it used to raise near |q| = 630).
+
+    Bound: the shifted angle is rounded to eps |q_k| / 2, the output z + dt sum b K is rounded
+    to the same, and the solve stops when the stage states change by at most tol = 50 eps of
+    their scale (~|q_k|), which leaves them within rho / (1 - rho) <= 1 of that (rho = dt L
+    ||A|| << 1/2 here): in total at most (50 + 2) eps |q_k|; we allow 64 eps max|q_k|."""
+    dp = sl.get_system("double-pendulum")
+    integ = sl.get_integrator(name, solver=solver)
+    z = dp.sample(16, seed=1)
+    eps = torch.finfo(z.dtype).eps
+    d0 = integ.step(dp, 0.0, z, 0.01) - z
+    for k in (1, 10, 100, 1000, 10_000):
+        zk = z.clone()
+        zk[:, :2] += 2.0 * math.pi * k
+        dk = integ.step(dp, 0.0, zk, 0.01) - zk
+        bound = 64 * eps * float(zk[:, :2].abs().max())
+        assert float((dk - d0).abs().max()) <= bound, (name, k)
+
+
+def _spectral_radius(stages: int) -> float:
+    return float(np.abs(np.linalg.eigvals(gauss_legendre_tableau(stages)[0])).max())
+
+
+@pytest.mark.parametrize("stages", [1, 2, 3])
+def test_non_contracting_fixed_point_raises_for_tiny_states(stages, dtype):
+    """On the oscillator (omega = 1) the stage iteration K <- f(z + h A K) is linear with
+    iteration matrix h A (x) [[0, 1], [-1, 0]], of spectral radius h rho(A): it diverges for
+    h rho(A) > 1 however small the state. At |z| = 1e-14 the residual is tiny in absolute terms;
+    the solver must still refuse (implicit midpoint at h = 2.5 once returned a step 244 % off)."""
+    osc = sl.get_system("oscillator")
+    h = 1.25 / _spectral_radius(stages)  # 2.5 for the midpoint rule
+    integ = GaussLegendre(stages, solver="fixed-point")
+    z = torch.tensor([[1e-14, 0.0], [0.0, -3e-15]], dtype=dtype)
+    with pytest.raises(sl.ConvergenceError, match=rf"t=0 \(dt={h:g}, relative residual .*grew"):
+        integ.step(osc, 0.0, z, h)
+
+
+def _exact_linear_gauss_legendre_step(stages: int, h: float, z: np.ndarray) -> np.ndarray:
+    """The Gauss-Legendre step of z' = L z, L = [[0, 1], [-1, 0]]: K = (I - h A (x) L)^-1 (1 (x) L z)."""
+    A, b, _ = gauss_legendre_tableau(stages)
+    L = np.array([[0.0, 1.0], [-1.0, 0.0]])
+    M = np.eye(2 * stages) - h * np.kron(A, L)
+    K = np.linalg.solve(M, np.concatenate([z @ L.T] * stages, axis=-1).T).T  # (B, 2s), stage-major
+    return z + h * (K.reshape(-1, stages, 2) * b[None, :, None]).sum(1)
+
+
+@pytest.mark.parametrize("stages", [1, 2, 3])
+def test_contracting_fixed_point_is_right_for_tiny_states(stages, dtype):
+    """Below the limit (h rho(A) = 0.5) the tiny states get the exact Gauss-Legendre step: the
+    solve stops at a change of 50 eps relative, leaving an error of about rho / (1 - rho) = 1
+    times that (A is not normal: allow a few times more); we allow 500 eps relative to |z|."""
+    osc = sl.get_system("oscillator")
+    h = 0.5 / _spectral_radius(stages)
+    z = torch.tensor([[1e-14, 0.0], [0.0, -3e-15], [2e-15, 1e-14]], dtype=dtype)
+    out = GaussLegendre(stages, solver="fixed-point").step(osc, 0.0, z, h)
+    exact = _exact_linear_gauss_legendre_step(stages, h, z.double().numpy())
+    eps = torch.finfo(dtype).eps
+    rel = np.abs(out.double().numpy() - exact).max(-1) / np.abs(z.double().numpy()).max(-1)
+    assert rel.max() <= 500 * eps, rel
+
+
+# --------------------------------------------------------------------------------------------
+# simplified Newton for the stage equations
+# --------------------------------------------------------------------------------------------
+class _CountedField:
+    """Wraps a dynamics and counts vector-field calls (a batched call counts once)."""
+
+    def __init__(self, dynamics):
+        self.dynamics, self.calls = dynamics, 0
+
+    def vector_field(self, t, z):
+        self.calls += 1
+        return self.dynamics.vector_field(t, z)
+
+
+@pytest.mark.parametrize("jacobian", ["autodiff", "finite-difference"])
+@pytest.mark.parametrize("stages", [1, 2, 3])
+def test_newton_solves_the_same_stage_equations_as_the_fixed_point(stages, jacobian):
+    """Both solvers stop when the stage states change by < tol = 50 eps of their scale. Here the
+    fixed point contracts at most at rate rho = dt rho(A) max ||J_f||_2 <= 1/2 (checked), Newton
+    faster, so each lies within tol rho / (1 - rho) <= 50 eps (per unit scale) of the exact
+    solution: the steps agree to 100 eps max(1, |z|, dt |f|); we allow 2x that for round-off."""
+    dp = sl.get_system("double-pendulum")
+    z = dp.sample(64, seed=1)
+    eps = torch.finfo(z.dtype).eps
+    dt = 0.01
+    J = torch.func.vmap(torch.func.jacrev(lambda x: dp.vector_field(0.0, x)))(z)
+    assert dt * _spectral_radius(stages) * float(torch.linalg.matrix_norm(J, ord=2).max()) <= 0.5
+    fp = GaussLegendre(stages, solver="fixed-point")
+    nw = GaussLegendre(stages, solver="newton", jacobian=jacobian)
+    a, b = fp.step(dp, 0.0, z, dt), nw.step(dp, 0.0, z, dt)
+    assert nw.last_solve["jacobian"] == jacobian
+    scale = torch.clamp(torch.maximum(z.abs(), dt * dp.vector_field(0.0, z).abs()), min=1.0)
+    assert float(((a - b).abs() / scale.amax(-1, keepdim=True)).max()) <= 200 * eps
+
+
+@pytest.mark.parametrize("name", IMPLICIT)
+def test_newton_measured_order_on_nonlinear_pendulum(name):
+    sys = sl.get_system("pendulum")
+    integ = sl.get_integrator(name, solver="newton")
+    z0 = torch.tensor([[1.0, 0.5], [2.0, -1.0]], dtype=torch.float64)
+    ref = sl.integrate(sl.discretize(sys, "gauss-legendre-6", 1e-3), z0, 1000, save_every=1000)
+    dts = [d / 4 for d in DTS[integ.order]]
+    slope, errs = measured_order(sys, integ, z0, 1.0, dts, ref.z[-1])
+    assert abs(slope - integ.order) < 0.3, (name, slope, errs)
+    assert integ.last_solve["solver"] == "newton"
+
+
+@pytest.mark.parametrize("name", IMPLICIT)
+def test_newton_step_is_symplectic_through_its_implicit_gradient(name):
+    """The Jacobian of a Newton step comes from the backward pass of implicit differentiation
+    (the Newton iterations themselves are not recorded): A^T J A = J to 1e-10, and A equals the
+    fixed point's Jacobian (differentiated through its iterations) to 1e-9."""
+    dp = sl.get_system("double-pendulum")
+    z = dp.sample(8, seed=4)
+    for dt in (0.01, 0.1):
+        A_nw = batch_jacobian(
+            lambda x, dt=dt: sl.get_integrator(name, solver="newton").step(dp, 0.0, x, dt), z
+        )
+        A_fp = batch_jacobian(
+            lambda x, dt=dt: sl.get_integrator(name, solver="fixed-point").step(dp, 0.0, x, dt), z
+        )
+        assert float(symplecticity_defect(A_nw).max()) < 1e-10
+        assert float((A_nw - A_fp).abs().max()) < 1e-9
+
+
+def test_newton_gradient_through_a_rollout_equals_the_fixed_points():
+    """Training through a rollout: d loss / d theta of a small HNN after 10 Gauss-Legendre-4
+    steps, the same with both solvers (relative 1e-9: the adjoint is solved to the same tol)."""
+    torch.manual_seed(0)
+    model = build_model("hnn", n_dof=1, width=16, depth=2).double()
+    z0 = sl.get_system("pendulum").sample(32, seed=2)
+    grads = []
+    for solver in ("fixed-point", "newton"):
+        model.zero_grad()
+        traj = sl.integrate(sl.discretize(model, GaussLegendre(2, solver=solver), 0.2), z0, 10)
+        (traj.z[-1] ** 2).sum().backward()
+        # (the output bias of H has no gradient: it does not change J grad H)
+        grads.append(torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.grad is not None]))
+    assert float((grads[0] - grads[1]).norm() / grads[0].norm()) < 1e-9
+
+
+def test_newton_needs_fewer_field_evaluations_where_the_fixed_point_is_slow():
+    """Gauss-Legendre 4 on the double pendulum at dt = 0.1: the fixed point contracts slowly
+    (> 25 field calls a step); Newton (one batched call for the finite-difference Jacobian)
+    needs less than half, and "auto" changes to Newton on its own."""
+    dp = _CountedField(sl.get_system("double-pendulum"))
+    z = dp.dynamics.sample(64, seed=1)
+    calls = {}
+    for solver in ("fixed-point", "newton", "auto"):
+        integ = GaussLegendre(2, solver=solver, jacobian="finite-difference")
+        dp.calls = 0
+        integ.step(dp, 0.0, z, 0.1)
+        calls[solver] = (dp.calls, integ.last_solve["solver"])
+    assert calls["fixed-point"][0] > 25, calls
+    assert calls["newton"][0] < calls["fixed-point"][0] / 2, calls
+    assert calls["auto"][1] == "newton" and calls["auto"][0] < 0.6 * calls["fixed-point"][0], calls
+
+
+def test_auto_keeps_the_fixed_point_where_it_converges_fast():
+    """The benchmark's setting (4096 states, dt = 0.01): the fixed point converges in ~10
+    iterations, where a Newton solve costs 12-40 of them (measured): no Newton."""
+    dp = sl.get_system("double-pendulum")
+    integ = GaussLegendre(2)
+    with torch.no_grad():
+        integ.step(dp, 0.0, dp.sample(4096, seed=1), 0.01)
+    assert integ.last_solve["solver"] == "fixed-point"
+
+
+@pytest.mark.parametrize("stages", [1, 2, 3])
+def test_auto_and_newton_solve_what_the_fixed_point_cannot(stages, dtype):
+    """Beyond the fixed point's limit (h rho(A) = 1.25 on the oscillator, tiny states), Newton
+    is exact for a linear field: the exact Gauss-Legendre step to 100 eps relative."""
+    osc = sl.get_system("oscillator")
+    h = 1.25 / _spectral_radius(stages)
+    z = torch.tensor([[1e-14, 0.0], [0.0, -3e-15]], dtype=dtype)
+    exact = _exact_linear_gauss_legendre_step(stages, h, z.double().numpy())
+    for solver in ("auto", "newton"):
+        integ = GaussLegendre(stages, solver=solver)
+        out = integ.step(osc, 0.0, z, h)
+        rel = np.abs(out.double().numpy() - exact).max(-1) / np.abs(z.double().numpy()).max(-1)
+        assert rel.max() <= 100 * torch.finfo(dtype).eps and integ.last_solve["solver"] == "newton"
+
+
+class _NumpyPendulum(sl.HamiltonianDynamics):
+    """A pendulum whose field is computed in numpy (as a wrapped simulator would be), which
+    torch.func cannot transform."""
+
+    n_dof = 1
+
+    def hamiltonian(self, z):
+        return 0.5 * z[..., 1] ** 2 - torch.cos(z[..., 0])
+
+    def vector_field(self, t, z):
+        q, p = z[..., 0].detach().numpy(), z[..., 1].detach().numpy()
+        return torch.from_numpy(np.stack([p, -np.sin(q)], -1))
+
+
+def test_newton_default_jacobian_is_finite_differences_and_autodiff_refuses_what_it_cannot_do():
+    field = _NumpyPendulum()
+    z = sl.get_system("pendulum").sample(16, seed=0)
+    integ = GaussLegendre(2, solver="newton")
+    with torch.no_grad():
+        out = integ.step(field, 0.0, z, 0.1)
+    assert integ.last_solve["jacobian"] == "finite-difference"
+    with torch.no_grad():
+        ref = GaussLegendre(2, solver="fixed-point").step(field, 0.0, z, 0.1)
+    assert float((out - ref).abs().max()) < 1e-13  # both to tol = 50 eps of |z| ~ 1
+    with pytest.raises(sl.SymplearnError, match="torch.func cannot differentiate.*finite-difference"):
+        GaussLegendre(2, solver="newton", jacobian="autodiff").step(field, 0.0, z, 0.1)
+
+
+def test_diverging_newton_iteration_raises_and_bad_options_are_refused():
+    dp = sl.get_system("double-pendulum")
+    with pytest.raises(sl.ConvergenceError, match=r"Newton iteration .*t=0 \(dt=0\.2"):
+        GaussLegendre(1, solver="newton").step(dp, 0.0, dp.sample(64, seed=1), 0.2)
+    with pytest.raises(sl.SymplearnError, match="unknown solver 'newtn'; valid: auto, newton, fixed-point"):
+        GaussLegendre(2, solver="newtn")
+    with pytest.raises(sl.SymplearnError, match="unknown jacobian"):
+        sl.get_integrator("implicit-midpoint", jacobian="exact")
+
+
+class _ForcedOscillator(sl.Dynamics):
+    """q'' = -q + cos(w t): non-autonomous; exact solution known (w != 1)."""
+
+    n_dof = 1
+    w = 1.7
+
+    def vector_field(self, t, z):
+        tt = sl.dynamics.batch_time(t, z)
+        return torch.stack([z[..., 1], -z[..., 0] + torch.cos(self.w * tt)], -1)
+
+    def exact(self, z0, t):
+        a = 1.0 / (1.0 - self.w**2)  # particular solution a cos(w t)
+        A, B = z0[..., 0] - a, z0[..., 1]
+        q = A * math.cos(t) + B * math.sin(t) + a * math.cos(self.w * t)
+        p = -A * math.sin(t) + B * math.cos(t) - a * self.w * math.sin(self.w * t)
+        return torch.stack([q, p], -1)
+
+
+@pytest.mark.parametrize("jacobian", ["autodiff", "finite-difference"])
+def test_newton_on_a_non_autonomous_field_evaluates_each_stage_at_its_time(jacobian):
+    """The forced oscillator with Gauss-Legendre 6 and Newton: stage times t + c_i h reach the
+    field (and its Jacobian); 40 steps of 0.1 from t0 = 0.7 meet the exact solution to 1e-9
+    (the order-6 error ~ h^6 T = 4e-6 x the field's sixth derivative / 7! ~ 1e-9)."""
+    f = _ForcedOscillator()
+    z0 = torch.tensor([[0.4, -0.3], [1.0, 0.5]], dtype=torch.float64)
+    flow = sl.discretize(f, GaussLegendre(3, solver="newton", jacobian=jacobian), 0.1)
+    traj = sl.integrate(flow, z0, 40, t0=0.7, save_every=40)
+    # exact flow from (0.7, z0): shift the initial data back to t = 0 by the exact map
+    a = 1.0 / (1.0 - f.w**2)
+    t0, T = 0.7, 0.7 + 4.0
+    hq = z0[:, 0] - a * math.cos(f.w * t0)
+    hp = z0[:, 1] + a * f.w * math.sin(f.w * t0)
+    A = hq * math.cos(t0) - hp * math.sin(t0)
+    B = hq * math.sin(t0) + hp * math.cos(t0)
+    exact = f.exact(torch.stack([A + a, B], -1), T)
+    assert float((traj.z[-1] - exact).abs().max()) < 1e-9
+    assert flow.integrator.last_solve["solver"] == "newton"

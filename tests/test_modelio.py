@@ -38,6 +38,13 @@ KINDS = {
     "sympnet-la": {"dt": 0.1},
     "sympnet-g": {"dt": 0.1, "width": 8},
     "sympnet-grad": {"dt": 0.1, "width": 8},
+    "dhnn": {"width": 16},
+    "phnn": {"width": 16},
+    "mlp-t": {"width": 16},
+    "hnn-translation": {"width": 16},
+    "hnn-translation-separable": {"width": 16},
+    "hnn-rotation": {"width": 16},
+    "hnn-rotation-separable": {"width": 16},
 }
 
 

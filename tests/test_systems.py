@@ -31,9 +31,10 @@ CASES = {
     "kepler": {"k": 1.3},
     "kepler-polar": {"k": 1.3},
     "henon-heiles": {"lam": 1.2},
+    "two-body-spring": {"k": 1.3},
 }
 NAMES = list(CASES)
-SEPARABLE = ["oscillator", "pendulum", "kepler", "henon-heiles"]
+SEPARABLE = ["oscillator", "pendulum", "kepler", "henon-heiles", "two-body-spring"]
 NON_SEPARABLE = ["double-pendulum", "kepler-polar"]
 
 
@@ -48,17 +49,20 @@ def rel_err(a, b):
 
 # -- registry and documentation ---------------------------------------------------------------
 def test_registry_names_parameters_and_defaults():
-    assert list(SYSTEMS) == NAMES
-    assert {n: cls.PARAMS for n, cls in SYSTEMS.items()} == {
+    assert list(SYSTEMS)[: len(NAMES)] == NAMES  # the few-degree-of-freedom systems, first
+    assert {n: SYSTEMS[n].PARAMS for n in NAMES} == {
         "oscillator": {"omega": 1.0},
         "pendulum": {"g": 9.81, "L": 1.0},
         "double-pendulum": {"m1": 1.0, "m2": 1.0, "l1": 1.0, "l2": 1.0, "g": 9.81},
         "kepler": {"k": 1.0},
         "kepler-polar": {"k": 1.0},
         "henon-heiles": {"lam": 1.0},
+        "two-body-spring": {"k": 1.0},
     }
     for name, cls in SYSTEMS.items():
         assert cls.name == name
+    for name in NAMES:
+        cls = SYSTEMS[name]
         s = make(name)
         assert s.params == {**cls.PARAMS, **CASES[name]}
         assert all(getattr(s, k) == v for k, v in s.params.items())
@@ -287,6 +291,7 @@ def test_conserved_quantities_are_conserved_along_gauss_legendre(name):
     assert float((traj.z - z0).abs().amax(dim=(0, 2)).min()) > 0.1  # the states really moved
     quantities = s.conserved_quantities(traj.z)
     expected = {"energy"} | ({"angular_momentum", "runge_lenz"} if name.startswith("kepler") else set())
+    expected |= {"total_momentum"} if name == "two-body-spring" else set()
     assert set(quantities) == expected
     for key, Q in quantities.items():
         Q0 = Q[0]
@@ -381,7 +386,7 @@ def test_sampler_refuses_invalid_requests(name, kwargs, match):
 
 @pytest.mark.parametrize("n", [0, -3, 2.5, True])
 def test_sampler_refuses_bad_counts(n):
-    with pytest.raises(SymplearnError, match="positive integer"):
+    with pytest.raises(SymplearnError, match="must be an integer >= 1"):
         get_system("pendulum").sample(n)
 
 

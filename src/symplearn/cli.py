@@ -36,9 +36,10 @@ def _set_threads(n: int | None) -> None:
 def cmd_systems(args) -> int:
     from .dynamics import SeparableHamiltonian
     from .systems import SYSTEMS
+    from .systems.base import format_params
 
     for name, cls in SYSTEMS.items():
-        params = ", ".join(f"{k}={v:g}" for k, v in cls.PARAMS.items()) or "(none)"
+        params = format_params(cls.PARAMS) or "(none)"
         full = cls.__doc__ or ""
         doc = " ".join(full.strip().split("\n\n")[0].split()).replace("``", "")
         if "H =" not in doc:  # the formula is displayed below the first paragraph
@@ -316,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model on a system's data, write a model folder")
     p.add_argument("--system", help="system name (see `symplearn systems`); or give --data")
     p.add_argument(
-        "--model", required=True, help="mlp, hnn, hnn-separable, lnn, sympnet-la, sympnet-g or sympnet-grad"
+        "--model",
+        required=True,
+        help="a model kind: mlp, hnn, hnn-separable, hnn-rotation, lnn, sympnet-g, dhnn, ... (models.MODELS)",
     )
     p.add_argument("--out", required=True, help="model folder to write")
     p.add_argument("--data", help="a data set from `symplearn generate` (default: generate one)")

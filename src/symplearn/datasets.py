@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import zipfile
 import zlib
@@ -45,7 +46,13 @@ FORMAT_VERSION = 2
 # -- the metadata schema: written and read here only -----------------------------------------
 def system_metadata(system: System) -> dict[str, Any]:
     """The ``"system"`` entry of every symplearn file: ``{"name": ..., "params": {...}}``."""
-    return {"name": system.name, "params": {k: float(v) for k, v in system.params.items()}}
+    return {
+        "name": system.name,
+        "params": {
+            k: float(v) if isinstance(v, numbers.Real) and not isinstance(v, bool) else v
+            for k, v in system.params.items()
+        },
+    }
 
 
 def system_from_metadata(metadata: Any, *, where: str = "the metadata") -> System:

@@ -36,11 +36,23 @@ from .fields import (
     field_jacobian,
     loop_integral,
 )
+from .helmholtz import HelmholtzDecomposition, energy_balance_residual, helmholtz_decomposition
 from .invariants import InvariantError, assert_conserves, energy_error, invariant_error
 from .lyapunov import Lyapunov, lyapunov_exponent
 from .poincare import PoincareSection, poincare_section
 from .poisson import bracket_with_energy
 from .statistics import wasserstein_1d
+from .symmetry import (
+    Symmetry,
+    angular_momentum,
+    assert_equivariant,
+    assert_invariant,
+    assert_noether_charge,
+    noether_charge_bracket,
+    rotation,
+    total_momentum,
+    translation,
+)
 from .symplecticity import MapSymplecticity, as_map, assert_symplectic, map_symplecticity
 
 __all__ = [
@@ -74,4 +86,16 @@ __all__ = [
     "symplectic_area",
     "transport_loop",
     "wasserstein_1d",
+    "HelmholtzDecomposition",
+    "energy_balance_residual",
+    "helmholtz_decomposition",
+    "Symmetry",
+    "angular_momentum",
+    "assert_equivariant",
+    "assert_invariant",
+    "assert_noether_charge",
+    "noether_charge_bracket",
+    "rotation",
+    "total_momentum",
+    "translation",
 ]

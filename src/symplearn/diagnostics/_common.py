@@ -131,29 +131,49 @@ def stepper(
     return flow.step, dt, partial
 
 
+def _fd_offsets(z: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The two states ``z +- h u`` of a central difference along the unit direction ``u`` of
+    ``v``, with ``h`` and ``|v|`` (see :func:`fd_jvp`)."""
+    nv = v.norm(dim=-1, keepdim=True)
+    u = v / torch.where(nv > 0, nv, torch.ones_like(nv))
+    eps = torch.finfo(z.dtype).eps
+    # h balances the truncation error O(h^2) (for a map that varies on unit scales) against the
+    # round-off of the map's outputs, eps |step(z)| / h with |step(z)| ~ |z|: h = (eps max(1, |z|))^(1/3)
+    h = (eps * torch.clamp(z.abs().amax(dim=-1, keepdim=True), min=1.0)) ** (1.0 / 3.0)
+    return z + h * u, z - h * u, h, nv
+
+
 def fd_jvp(step: Callable[[Tensor], Tensor], z: Tensor, v: Tensor) -> Tensor:
     """Central finite-difference ``D step(z) v`` for row-wise ``step`` and ``z, v: (B, d)``.
 
-    The step along the unit direction is ``eps^(1/3) max(1, |z|)``: truncation and round-off
-    errors balance at a relative error of about ``eps^(2/3)`` (1e-11 in float64, 4e-5 in float32).
+    The quotient ``(step(z + h u) - step(z - h u)) / 2h`` along the unit direction ``u = v / |v|``,
+    times ``|v|``, with ``h = (eps max(1, |z|))^(1/3)`` (max-norm): it balances the truncation
+    error ``O(h^2)`` of a map that varies on unit scales against the round-off of its outputs,
+    ``eps |step(z)| / h`` with ``|step(z)| ~ |z|``; relative error about ``eps^(2/3)`` at ``|z| <= 1``
+    (1e-11 in float64, 4e-5 in float32), ``(eps |z|)^(2/3)`` above (1e-7 at ``|z| = 1e5``).
+
+    The step does not grow like ``|z|`` (an angle of 1e5 does not make ``sin`` vary on a scale of
+    1e5: with ``h = eps^(1/3) |z| = 0.6`` the standard map's exponent read 0.85 instead of 2.30).
+    No digits of the deviation are lost either: ``z + h u`` keeps only ``h / (eps |z|)`` (1e7 at
+    ``|z| = 1e5``) of ``u``'s digits, but the difference of the two states really evaluated,
+    ``(z + h u) - (z - h u)``, is exact in floating point (Sterbenz), so the quotient is the
+    derivative along that represented direction, which differs from ``u`` by ``eps |z| / h``
+    relative: the tangent is rotated by 1e-7, not corrupted, and Benettin's method does not care
+    about the tangent's direction (any one converges to the most unstable).
     """
-    nv = v.norm(dim=-1, keepdim=True)
-    u = v / torch.where(nv > 0, nv, torch.ones_like(nv))
-    h = torch.finfo(z.dtype).eps ** (1.0 / 3.0) * torch.clamp(z.norm(dim=-1, keepdim=True), min=1.0)
+    zp, zm, h, nv = _fd_offsets(z, v)
     with torch.no_grad():
-        d = (step(z + h * u) - step(z - h * u)) / (2.0 * h)
+        d = (step(zp) - step(zm)) / (2.0 * h)
     return d * nv
 
 
 def fd_tangent_step(step: Callable[[Tensor], Tensor], z: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
     """``(step(z), D step(z) v)`` with the derivative by central differences, all three states
     ``z, z + h u, z - h u`` advanced in one batched call (see :func:`fd_jvp` for ``h``)."""
-    nv = v.norm(dim=-1, keepdim=True)
-    u = v / torch.where(nv > 0, nv, torch.ones_like(nv))
-    h = torch.finfo(z.dtype).eps ** (1.0 / 3.0) * torch.clamp(z.norm(dim=-1, keepdim=True), min=1.0)
+    zp, zm, h, nv = _fd_offsets(z, v)
     B = z.shape[0]
     with torch.no_grad():
-        out = step(torch.cat([z, z + h * u, z - h * u], 0)).detach()
+        out = step(torch.cat([z, zp, zm], 0)).detach()
     return out[:B], (out[B : 2 * B] - out[2 * B :]) / (2.0 * h) * nv
 
 

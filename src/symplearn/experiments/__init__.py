@@ -16,6 +16,9 @@ from .._errors import lookup
 EXPERIMENTS: dict[str, str] = {
     "spring": "symplearn.experiments.spring",
     "pendulum": "symplearn.experiments.pendulum",
+    "dissipative": "symplearn.experiments.dissipative",
+    "kepler": "symplearn.experiments.kepler",
+    "noether": "symplearn.experiments.noether",
     "lennard-jones": "symplearn.experiments.lennard_jones",
 }
 

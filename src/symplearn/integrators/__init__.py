@@ -29,8 +29,9 @@ INTEGRATORS: dict[str, Callable[..., Integrator]] = {
 def get_integrator(name: str, **kwargs) -> Integrator:
     """Build an integrator from its canonical name (see ``INTEGRATORS``): the CLI/config edge.
 
-    Implicit methods accept ``tol`` and ``max_iter``. Unknown names raise an error that lists
-    the valid ones.
+    Implicit methods accept ``tol``, ``max_iter``, ``solver`` (``"auto"``, ``"newton"``,
+    ``"fixed-point"``) and ``jacobian`` (``"auto"``, ``"finite-difference"``, ``"autodiff"``).
+    Unknown names raise an error that lists the valid ones.
     """
     return lookup(name, INTEGRATORS, "integrator")(**kwargs)
 

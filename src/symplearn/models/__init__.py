@@ -1,16 +1,22 @@
 """Learnable dynamics, all ``torch.nn.Module``s that answer the same questions as the
 ground-truth systems.
 
-Continuous-time (:class:`~symplearn.dynamics.Dynamics`, ``vector_field(z)``):
+Continuous-time (:class:`~symplearn.dynamics.Dynamics`, ``vector_field(t, z)``):
 
-* ``mlp`` :class:`MLPField`: the unstructured baseline ``dz/dt = f_theta(z)``;
+* ``mlp`` :class:`MLPField`: the unstructured baseline ``dz/dt = f_theta(z)``; ``mlp-t``
+  :class:`TimeMLPField` takes the time as an input too;
 * ``hnn`` :class:`HNN`: ``dz/dt = J grad H_theta(z)``;
 * ``hnn-separable`` :class:`SeparableHNN`: ``H_theta = T_theta(p) + V_theta(q)``;
+* ``hnn-translation``, ``hnn-translation-separable``, ``hnn-rotation``,
+  ``hnn-rotation-separable`` (:mod:`~symplearn.models.symmetric`): energies that see only
+  invariant features, so the matching Noether charge is conserved exactly;
 * ``lnn`` :class:`LNN`: ``L_theta(q, q_dot)`` with Euler-Lagrange accelerations, on Lagrangian
-  states ``(q, q_dot)`` (``state_kind = "lagrangian"``).
+  states ``(q, q_dot)`` (``state_kind = "lagrangian"``);
+* ``dhnn`` :class:`DHNN` (``J grad H + grad D``) and ``phnn`` :class:`PHNN`
+  (``(J - R) grad H + F(t)``): dissipation and forcing.
 
-Discrete-time flow maps for a fixed ``dt`` (:class:`~symplearn.dynamics.FlowMap`, ``step(z)``,
-exact ``inverse(z)``), symplectic by construction:
+Discrete-time flow maps for a fixed ``dt`` (:class:`~symplearn.dynamics.FlowMap`,
+``step(t, z)``, exact ``inverse(z)``), symplectic by construction:
 
 * ``sympnet-la`` :class:`LASympNet`, ``sympnet-g`` :class:`GSympNet`,
   ``sympnet-grad`` :class:`GradientSympNet`.
@@ -28,14 +34,17 @@ from torch import nn
 
 from .._errors import SymplearnError, lookup
 from .activations import ACTIVATIONS, SMOOTH_ACTIVATIONS, get_activation
+from .dissipative import DHNN, PHNN, TimeMLPField
 from .hnn import HNN, SeparableHNN
 from .lnn import LNN, lagrangian_acceleration
 from .mlp import MLPField
 from .potentials import DirectForceModel, LearnedPairPotential, SymmetryFunctionPotential
+from .symmetric import RotationHNN, SeparableRotationHNN, SeparableTranslationHNN, TranslationHNN
 from .sympnet import GradientSympNet, GSympNet, LASympNet
 
 __all__ = [
     "ACTIVATIONS",
+    "DHNN",
     "MODELS",
     "SMOOTH_ACTIVATIONS",
     "GSympNet",
@@ -47,7 +56,13 @@ __all__ = [
     "SymmetryFunctionPotential",
     "LNN",
     "MLPField",
+    "PHNN",
     "SeparableHNN",
+    "TimeMLPField",
+    "RotationHNN",
+    "SeparableRotationHNN",
+    "SeparableTranslationHNN",
+    "TranslationHNN",
     "build_model",
     "get_activation",
     "lagrangian_acceleration",
@@ -55,8 +70,23 @@ __all__ = [
 
 #: model kind (``model.config["kind"]``, the ``--model`` option) -> class
 MODELS: dict[str, type[nn.Module]] = {
-    cls.kind: cls for cls in (MLPField, HNN, SeparableHNN, LNN, LASympNet, GSympNet, GradientSympNet)
+    cls.kind: cls
+    for cls in (
+        MLPField,
+        HNN,
+        SeparableHNN,
+        LNN,
+        LASympNet,
+        GSympNet,
+        GradientSympNet,
+        DHNN,
+        PHNN,
+        TimeMLPField,
+    )
 }
+MODELS.update(
+    {cls.kind: cls for cls in (TranslationHNN, SeparableTranslationHNN, RotationHNN, SeparableRotationHNN)}
+)
 MODELS.update({c.kind: c for c in (LearnedPairPotential, SymmetryFunctionPotential, DirectForceModel)})
 
 
@@ -74,7 +104,8 @@ def build_model(kind: str, *, ignore_unused: bool = False, **kwargs: Any) -> nn.
     build any kind, e.g. from a command line.
 
     Args:
-        kind: one of :data:`MODELS` (``mlp``, ``hnn``, ``hnn-separable``, ``lnn``,
+        kind: one of :data:`MODELS` (``mlp``, ``hnn``, ``hnn-separable``, the symmetric HNNs,
+            ``lnn``, ``dhnn``, ``phnn``,
             ``sympnet-la``, ``sympnet-g``, ``sympnet-grad``).
         **kwargs: constructor arguments of that class (e.g. ``n_dof=1, width=64``; SympNets
             also need ``dt``).

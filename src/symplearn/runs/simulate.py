@@ -22,6 +22,7 @@ from .._files import check_output_folder
 from ..dynamics import discretize
 from ..report import Column, Report, write_run
 from ..systems import get_system
+from ..systems.base import format_params
 from . import args as _args
 from ._common import check_dtype, check_float, check_int, check_memory, log, rollout
 
@@ -185,7 +186,7 @@ def run(config: Config, out: str | Path) -> Report:
         figures=figures,
         sections=[
             f"{metrics['n_trajectories']} trajector{'y' if z.shape[1] == 1 else 'ies'} of {system.name} "
-            f"({', '.join(f'{k}={v:g}' for k, v in cfg.params.items()) or 'no parameters'}), "
+            f"({format_params(cfg.params) or 'no parameters'}), "
             f"{cfg.dtype}; energy error {err.verdict} ({err.mode}). States in `trajectory.npz` "
             "(`t (T,)`, `z (T, K, 2n)`, `energy (T, K)`)."
         ],

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from .._errors import lookup
 from .base import System
+from .dissipative import PORT_SYSTEMS, PortHamiltonianDynamics, get_port_system  # damped/forced
 from .double_pendulum import DoublePendulum
 from .henon_heiles import HenonHeiles
 from .kepler import Kepler, KeplerPolar, cartesian_to_polar, polar_to_cartesian, solve_kepler
 from .oscillator import HarmonicOscillator
 from .particles import LennardJones
 from .pendulum import Pendulum
+from .two_body_spring import TwoBodySpring
 
 #: canonical command-line name -> system class
 SYSTEMS: dict[str, type[System]] = {
@@ -19,6 +21,7 @@ SYSTEMS: dict[str, type[System]] = {
     "kepler": Kepler,
     "kepler-polar": KeplerPolar,
     "henon-heiles": HenonHeiles,
+    "two-body-spring": TwoBodySpring,
     "lennard-jones": LennardJones,
 }
 
@@ -42,6 +45,7 @@ def get_system(name: str, **params: float) -> System:
 
 
 __all__ = [
+    "PORT_SYSTEMS",
     "SYSTEMS",
     "DoublePendulum",
     "HarmonicOscillator",
@@ -50,8 +54,11 @@ __all__ = [
     "KeplerPolar",
     "LennardJones",
     "Pendulum",
+    "PortHamiltonianDynamics",
     "System",
+    "TwoBodySpring",
     "cartesian_to_polar",
+    "get_port_system",
     "get_system",
     "polar_to_cartesian",
     "solve_kepler",

@@ -57,7 +57,7 @@ class System(HamiltonianDynamics):
         """Check parameter values (override to add constraints)."""
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
+        args = format_params(self.params)
         return f"{type(self).__name__}({args})"
 
     # -- the dynamics ---------------------------------------------------------------------
@@ -168,6 +168,14 @@ class System(HamiltonianDynamics):
     def _admissible(self, q: Tensor) -> Tensor:
         """Mask ``(m,)`` of sampled positions ``q: (m, n)`` the sampler may keep (default: all)."""
         return torch.ones(q.shape[:-1], dtype=torch.bool, device=q.device)
+
+
+def format_params(params: dict) -> str:
+    """``"g=9.81, L=1"``: numbers in ``%g``, other values (a cutoff treatment's name) as they are."""
+    return ", ".join(
+        f"{k}={v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else f"{k}={v}"
+        for k, v in params.items()
+    )
 
 
 def seeded_generator(seed) -> torch.Generator:

@@ -506,9 +506,9 @@ class LennardJones(ParticleSystem):
 
     H = sum_i |p_i|^2 / (2 mass) + sum_{i<j} 4 epsilon ((sigma/r_ij)^12 - (sigma/r_ij)^6)
 
-    (minimum-image distances r_ij) with the cutoff treatment of :class:`LennardJonesPair`. Defaults: the LAMMPS ``in.lj``
-    state (N = 256 instead of 32000, density 0.8442, rc = 2.5, samples at T = 1.44), the cutoff
-    shifted.
+    (minimum-image distances r_ij) with the cutoff treatment of :class:`LennardJonesPair`.
+    Defaults: the LAMMPS ``in.lj`` state (N = 256 instead of 32000, density 0.8442, rc = 2.5,
+    samples at T = 1.44), the cutoff shifted.
 
     Args:
         n_particles: N (``4 k^3`` for an fcc start).
