@@ -41,6 +41,7 @@ KINDS = {
     "dhnn": {"width": 16},
     "phnn": {"width": 16},
     "mlp-t": {"width": 16},
+    "hnn-angles": {"width": 16},
     "hnn-translation": {"width": 16},
     "hnn-translation-separable": {"width": 16},
     "hnn-rotation": {"width": 16},

@@ -19,6 +19,7 @@ EXPERIMENTS: dict[str, str] = {
     "dissipative": "symplearn.experiments.dissipative",
     "kepler": "symplearn.experiments.kepler",
     "noether": "symplearn.experiments.noether",
+    "double-pendulum": "symplearn.experiments.double_pendulum",
     "lennard-jones": "symplearn.experiments.lennard_jones",
 }
 

@@ -10,6 +10,8 @@ Continuous-time (:class:`~symplearn.dynamics.Dynamics`, ``vector_field(t, z)``):
 * ``hnn-translation``, ``hnn-translation-separable``, ``hnn-rotation``,
   ``hnn-rotation-separable`` (:mod:`~symplearn.models.symmetric`): energies that see only
   invariant features, so the matching Noether charge is conserved exactly;
+* ``hnn-angles`` :class:`AngleHNN`: an HNN whose energy sees ``(cos q, sin q, p)``, exactly
+  periodic in the angles (a double pendulum whose angles wrap);
 * ``lnn`` :class:`LNN`: ``L_theta(q, q_dot)`` with Euler-Lagrange accelerations, on Lagrangian
   states ``(q, q_dot)`` (``state_kind = "lagrangian"``);
 * ``dhnn`` :class:`DHNN` (``J grad H + grad D``) and ``phnn`` :class:`PHNN`
@@ -34,6 +36,7 @@ from torch import nn
 
 from .._errors import SymplearnError, lookup
 from .activations import ACTIVATIONS, SMOOTH_ACTIVATIONS, get_activation
+from .angles import AngleHNN
 from .dissipative import DHNN, PHNN, TimeMLPField
 from .hnn import HNN, SeparableHNN
 from .lnn import LNN, lagrangian_acceleration
@@ -44,6 +47,7 @@ from .sympnet import GradientSympNet, GSympNet, LASympNet
 
 __all__ = [
     "ACTIVATIONS",
+    "AngleHNN",
     "DHNN",
     "MODELS",
     "SMOOTH_ACTIVATIONS",
@@ -87,6 +91,7 @@ MODELS: dict[str, type[nn.Module]] = {
 MODELS.update(
     {cls.kind: cls for cls in (TranslationHNN, SeparableTranslationHNN, RotationHNN, SeparableRotationHNN)}
 )
+MODELS[AngleHNN.kind] = AngleHNN
 MODELS.update({c.kind: c for c in (LearnedPairPotential, SymmetryFunctionPotential, DirectForceModel)})
 
 

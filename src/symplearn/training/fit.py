@@ -6,6 +6,12 @@ randomness; the weights a model starts from are the caller's business (seed cons
 on the CPU, and a run resumed from a checkpoint ends with bit-identical weights to an
 uninterrupted one.
 
+Data-parallel: under ``torchrun`` (a default ``torch.distributed`` process group, e.g. from
+:func:`symplearn.training.distributed.init_from_env`), ``fit`` wraps the loss in
+``DistributedDataParallel``, each rank evaluates its shard of the same global minibatch of
+``batch_size`` examples, and rank 0 alone writes checkpoints; the result equals the one-process
+run to round-off (see :mod:`symplearn.training.distributed`).
+
 Threads: ``fit`` leaves ``torch.set_num_threads`` alone. Small networks (width 32-256) on batches
 of a few hundred states gain nothing from intra-op threads and lose a lot when several processes
 share few cores (oversubscription); the command line sets one thread unless told otherwise
@@ -35,6 +41,7 @@ from .._validate import check_float, check_int, check_positive
 from ..datasets import TrainingData, as_training_data
 from ..dynamics import Dynamics, FlowMap, discretize
 from ..integrators import Integrator
+from . import distributed as _dist
 from .checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from .losses import LOSSES, acceleration_loss, derivative_loss, rollout_loss
 
@@ -305,6 +312,10 @@ def fit(
             every 5 s plus the last; ``False`` prints nothing.
         log_every: steps between history entries (default ``max(1, steps // 100)``).
 
+    Under a ``torch.distributed`` process group every rank calls ``fit`` with the same arguments
+    (``batch_size`` is the global batch; ``device="cuda"`` means ``cuda:LOCAL_RANK``); the
+    returned weights and history are the same on every rank.
+
     Returns:
         :class:`FitResult`.
 
@@ -350,7 +361,7 @@ def fit(
 
     # -- place model and data ---------------------------------------------------------------
     ref = params[0]
-    device = _device(device) if device is not None else ref.device
+    device = _dist.training_device(_device(device) if device is not None else ref.device)
     dtype = dtype if dtype is not None else ref.dtype
     if dtype not in (torch.float32, torch.float64):
         raise SymplearnError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
@@ -402,7 +413,9 @@ def fit(
     opt_cls = torch.optim.Adam if optimizer == "adam" else torch.optim.AdamW
     opt = opt_cls(params, lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps) if schedule == "cosine" else None
-    gen = torch.Generator().manual_seed(seed)
+    rank, world = _dist.rank(), _dist.world_size()
+    sampler = _dist.ShardedBatchSampler(train_ex.size, batch_size, seed, rank, world)
+    gen = sampler.generator
     history: dict[str, list] = {"step": [], "train_loss": [], "test_loss": [], "lr": []}
     start, elapsed_before, acc_sum, acc_n = 0, 0.0, 0.0, 0
     ckpt_file = checkpoint_path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -452,6 +465,10 @@ def fit(
     def write_checkpoint(step: int) -> None:
         nonlocal last_ckpt_step
         check_parameters(step)
+        if rank != 0:  # under DDP, rank 0 alone writes; the others wait until it is on disk
+            _dist.barrier()
+            last_ckpt_step = step
+            return
         save_checkpoint(
             ckpt_file,
             {
@@ -466,44 +483,75 @@ def fit(
                 "settings": settings,
             },
         )
+        _dist.barrier()
         last_ckpt_step = step
+
+    # On CUDA the per-step loss and gradient-norm checks are deferred: the values stay on the
+    # device and are read back in one transfer at log points and before checkpoints (a host
+    # sync per step would stall the GPU queue); the error still names the first bad step.
+    # On the CPU (no queue to stall) every step is checked at once.
+    defer = device.type == "cuda"
+    pending: list[tuple[int, Tensor, Tensor]] = []
+
+    def check_finite(step: int, value: float, norm: Tensor | float | None) -> None:
+        if not math.isfinite(value):
+            raise NonFiniteError(
+                f"the {loss} loss became {value} at step {step} (lr={lr:g}); "
+                f"{_ckpt_note(ckpt_file, last_ckpt_step)}; try a smaller lr or grad_clip"
+            )
+        if norm is not None and not math.isfinite(float(norm)):
+            raise NonFiniteError(
+                f"the gradient became NaN or infinite at step {step} (loss {value:.3g}); "
+                f"{_ckpt_note(ckpt_file, last_ckpt_step)}; try a smaller lr or grad_clip"
+            )
+
+    def flush() -> None:
+        nonlocal acc_sum, acc_n
+        if not pending:
+            return
+        values = torch.stack([v for _, v, _ in pending]).double().cpu().tolist()
+        norms = torch.stack([n.reshape(()) for _, _, n in pending]).double().cpu().tolist()
+        for (step, _, _), value, norm in zip(pending, values, norms):
+            check_finite(step, value, norm)
+            acc_sum, acc_n = acc_sum + value, acc_n + 1
+        pending.clear()
 
     # -- loop -------------------------------------------------------------------------------
     was_training = model.training
     model.train()
-    bar = Progress(steps, "fit", enabled=progress, initial=start)
+    # under torch.distributed: DDP around the loss (gradients all-reduced in backward)
+    step_loss = _dist.wrap_loss(model, train_ex, device)
+    bar = Progress(steps, "fit", enabled=progress and rank == 0, initial=start)
     t0 = time.perf_counter()
     try:
         for step in range(start + 1, steps + 1):
-            if batch_size >= train_ex.size:
-                idx = torch.arange(train_ex.size)
-            else:
-                idx = torch.randint(train_ex.size, (batch_size,), generator=gen)
+            idx, weight = sampler.next()  # one process: the whole minibatch, weight 1
             opt.zero_grad(set_to_none=True)
-            batch_loss = train_ex.loss(model, idx)
-            value = float(batch_loss.detach())
-            if not math.isfinite(value):
-                raise NonFiniteError(
-                    f"the {loss} loss became {value} at step {step} (lr={lr:g}); "
-                    f"{_ckpt_note(ckpt_file, last_ckpt_step)}; try a smaller lr or grad_clip"
-                )
+            batch_loss = step_loss(idx)
+            if weight != 1.0:
+                batch_loss = batch_loss * weight
+            loss_now = _dist.mean_over_ranks(batch_loss.detach())
+            if not defer:
+                check_finite(step, float(loss_now), None)
             batch_loss.backward()
             grads = [p.grad for p in params if p.grad is not None]
             if grad_clip is not None:
                 norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
             else:
                 norm = torch.nn.utils.get_total_norm(grads)
-            if not bool(torch.isfinite(norm)):
-                raise NonFiniteError(
-                    f"the gradient became NaN or infinite at step {step} (loss {value:.3g}); "
-                    f"{_ckpt_note(ckpt_file, last_ckpt_step)}; try a smaller lr or grad_clip"
-                )
+            if defer:  # kept on the device; read back (one transfer) at log points and checkpoints
+                pending.append((step, loss_now, norm))
+            else:
+                check_finite(step, float(loss_now), norm)
+                acc_sum, acc_n = acc_sum + float(loss_now), acc_n + 1
             step_lr = opt.param_groups[0]["lr"]
             opt.step()
             if sched is not None:
                 sched.step()
-            acc_sum, acc_n = acc_sum + value, acc_n + 1
             info: dict[str, float] = {}
+            at_checkpoint = ckpt_file is not None and (step % checkpoint_every == 0 or step == steps)
+            if step % log_every == 0 or step == steps or at_checkpoint:
+                flush()
             if step % log_every == 0 or step == steps:
                 test = _evaluate(model, test_ex, limit=_EVAL_CHUNK)
                 history["step"].append(step)
