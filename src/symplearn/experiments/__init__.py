@@ -20,6 +20,7 @@ EXPERIMENTS: dict[str, str] = {
     "kepler": "symplearn.experiments.kepler",
     "noether": "symplearn.experiments.noether",
     "double-pendulum": "symplearn.experiments.double_pendulum",
+    "lennard-jones": "symplearn.experiments.lennard_jones",
 }
 
 

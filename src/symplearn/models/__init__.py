@@ -41,6 +41,7 @@ from .dissipative import DHNN, PHNN, TimeMLPField
 from .hnn import HNN, SeparableHNN
 from .lnn import LNN, lagrangian_acceleration
 from .mlp import MLPField
+from .potentials import DirectForceModel, LearnedPairPotential, SymmetryFunctionPotential
 from .symmetric import RotationHNN, SeparableRotationHNN, SeparableTranslationHNN, TranslationHNN
 from .sympnet import GradientSympNet, GSympNet, LASympNet
 
@@ -53,7 +54,10 @@ __all__ = [
     "GSympNet",
     "GradientSympNet",
     "HNN",
+    "DirectForceModel",
     "LASympNet",
+    "LearnedPairPotential",
+    "SymmetryFunctionPotential",
     "LNN",
     "MLPField",
     "PHNN",
@@ -88,6 +92,7 @@ MODELS.update(
     {cls.kind: cls for cls in (TranslationHNN, SeparableTranslationHNN, RotationHNN, SeparableRotationHNN)}
 )
 MODELS[AngleHNN.kind] = AngleHNN
+MODELS.update({c.kind: c for c in (LearnedPairPotential, SymmetryFunctionPotential, DirectForceModel)})
 
 
 class _ModelArgumentError(SymplearnError, TypeError):

@@ -1,0 +1,117 @@
+"""Learned-potential MD speed: NVE steps per second on the CPU.
+
+What is measured (N = 108 Lennard-Jones particles at density 0.8442, float64, one torch thread,
+velocity Verlet at dt = 0.005 from one Langevin-equilibrated state at T = 1):
+
+* ``true LJ``: the true fluid (jax-md switched cutoff 2.0-2.5) through ``discretize(system,
+  "verlet", dt)`` and ``integrate``;
+* ``conservative``: the symmetry-function model (:class:`~symplearn.models.potentials.
+  SymmetryFunctionPotential`, 12 radial functions, width 32, depth 2) the same way;
+* ``direct``: the direct-force model of the same size, the same way;
+* ``conservative via ASE``: the same conservative model as an ASE calculator
+  (:class:`symplearn.ase.SymplearnCalculator`) driven by ASE's ``VelocityVerlet``.
+
+The models' weights do not change the cost (untrained, descriptors standardised on the state);
+pass ``--model FOLDER`` to time a trained model. Variants are timed in interleaved rounds
+(median over rounds) so that load bursts on a shared machine hit all alike.
+
+Run ``python benchmarks/bench_learned_md.py`` (about a minute); results in
+``benchmarks/results/learned_md.json`` and a markdown table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from symplearn._files import machine_info
+from symplearn.dynamics import discretize
+from symplearn.integrators import integrate
+from symplearn.md import langevin_baoab
+from symplearn.models import build_model
+from symplearn.systems.particles import LennardJones
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=100, help="NVE steps per timing")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--model", default=None, help="a trained model folder (default: an untrained one)")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "learned_md.json"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    info_start = machine_info()
+    lj = LennardJones(108, density=0.8442, cutoff_treatment="switched")
+    z = lj.sample(1, temperature=1.0, seed=0)[0]
+    z, _ = langevin_baoab(lj, z, 0.005, 300, temperature=1.0, seed=1)
+    if args.model:
+        from symplearn.modelio import load_model
+
+        cons = load_model(args.model).double()
+    else:
+        torch.manual_seed(0)
+        cons = build_model("symmetry-function", n_particles=108, box_length=lj.box_length).double()
+        cons.fit_scales(z[None, : lj.n_dof])
+    torch.manual_seed(0)
+    direct = build_model("direct-force", n_particles=108, box_length=lj.box_length).double()
+    direct.fit_scales(z[None, : lj.n_dof])
+
+    def nve(system):
+        flow = discretize(system, "verlet", 0.005)
+
+        def f():
+            with torch.no_grad():
+                integrate(flow, z[None], args.steps, save_every=args.steps)
+
+        return f
+
+    def via_ase():
+        from ase.md.verlet import VelocityVerlet
+
+        from symplearn.ase import SymplearnCalculator, to_atoms
+
+        atoms = to_atoms(cons, z)
+        atoms.calc = SymplearnCalculator(cons)
+        VelocityVerlet(atoms, timestep=0.005).run(args.steps)
+
+    variants = {
+        "true LJ": nve(lj),
+        "conservative": nve(cons),
+        "direct": nve(direct),
+        "conservative via ASE": via_ase,
+    }
+    times = {k: [] for k in variants}
+    names = list(variants)
+    for r in range(args.rounds):
+        for k in names[r % len(names) :] + names[: r % len(names)]:
+            t0 = time.perf_counter()
+            variants[k]()
+            times[k].append(time.perf_counter() - t0)
+    rate = {k: args.steps / statistics.median(v) for k, v in times.items()}
+    result = {
+        "steps_per_s": rate,
+        "conservative_over_true": rate["conservative"] / rate["true LJ"],
+        "symplearn_over_ase": rate["conservative"] / rate["conservative via ASE"],
+        "settings": {"n_particles": 108, "steps": args.steps, "rounds": args.rounds, "model": args.model},
+        "machine_start": info_start,
+        "machine_end": machine_info(),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1, default=str))
+    print("| variant | NVE steps/s |\n|---|---:|")
+    for k, v in rate.items():
+        print(f"| {k} | {v:.1f} |")
+    print(
+        f"\nconservative / true LJ: {result['conservative_over_true']:.3f}; "
+        f"symplearn Verlet / ASE VelocityVerlet (same model): {result['symplearn_over_ase']:.2f}"
+    )
+    return result
+
+
+if __name__ == "__main__":
+    main()
