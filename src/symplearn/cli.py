@@ -26,6 +26,7 @@ RUN_MODULES = [
     "symplearn.runs.rollout",
     "symplearn.runs.diagnose",
     "symplearn.runs.md",
+    "symplearn.runs.check_forces",
 ]
 
 
