@@ -24,6 +24,7 @@ from ..geometry import apply_J
 from ..systems.dissipative import PortHamiltonianDynamics, as_time
 from ._common import ModelMixin, ScalarMLP, check_int
 from .activations import get_activation
+from .mlp import _ActModule
 
 DISSIPATIONS = ("diagonal", "diagonal-p", "full", "none")
 FORCINGS = ("mlp", "none")
@@ -235,7 +236,7 @@ class TimeMLPField(ModelMixin, nn.Module, Dynamics):
         dims = [2 * self.n_dof + 1] + [width] * depth
         layers: list[nn.Module] = []
         for a, b in zip(dims[:-1], dims[1:]):
-            layers += [nn.Linear(a, b), _Act(act)]
+            layers += [nn.Linear(a, b), _ActModule(act)]
         layers.append(nn.Linear(width, 2 * self.n_dof))
         self.net = nn.Sequential(*layers)
 
@@ -253,18 +254,6 @@ class TimeMLPField(ModelMixin, nn.Module, Dynamics):
 class _Sin(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return torch.sin(x)
-
-
-class _Act(nn.Module):
-    def __init__(self, act):
-        super().__init__()
-        self.act = act
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.act.fn(x)
-
-    def extra_repr(self) -> str:
-        return self.act.name
 
 
 __all__ = ["DHNN", "PHNN", "TimeMLPField"]
