@@ -366,12 +366,9 @@ def test_library_edges():
     assert traj.t[-1].item() == pytest.approx(0.3, rel=1e-6)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs a state-shape check in systems/base.py (not this branch's file)"
-)
 def test_hamiltonian_of_a_wrongly_shaped_state_is_refused():
     system = sl.get_system("pendulum")
-    with pytest.raises(SymplearnError):
+    with pytest.raises(SymplearnError, match=r"states have shape \(\.\.\., 2\).*got \(3, 5\)"):
         system.hamiltonian(torch.zeros(3, 5, dtype=torch.float64))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -36,6 +37,27 @@ class System(HamiltonianDynamics):
     PARAMS: dict[str, float] = {}
     ENERGY_RANGE: tuple[float, float] = (0.1, 1.0)
     Q_BOX: float = math.pi
+
+    def __init_subclass__(cls, **kwargs):
+        """Every system's ``hamiltonian`` refuses states of the wrong last dimension (an energy of
+        a wrongly shaped state would otherwise be silently computed from whatever coordinates
+        the formula picks)."""
+        super().__init_subclass__(**kwargs)
+        fn = cls.__dict__.get("hamiltonian")
+        if fn is not None and not getattr(fn, "_checks_shape", False):
+
+            @functools.wraps(fn)
+            def hamiltonian(self, z, _fn=fn):
+                if not isinstance(z, Tensor) or z.ndim == 0 or z.shape[-1] != 2 * self.n_dof:
+                    shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
+                    raise SymplearnError(
+                        f"{self.name} has n_dof={self.n_dof}, so its states have shape (..., "
+                        f"{2 * self.n_dof}) (q's then p's); got {shape}"
+                    )
+                return _fn(self, z)
+
+            hamiltonian._checks_shape = True
+            cls.hamiltonian = hamiltonian
 
     def __init__(self, **params: float):
         check_names(params, self.PARAMS, f"parameter of {self.name}")
