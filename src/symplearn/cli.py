@@ -117,7 +117,7 @@ def cmd_experiment(args) -> int:
 
     if args.list or not args.name:
         for name in EXPERIMENTS:
-            print(f"{name:12s} {get_experiment(name).DESCRIPTION}")
+            print(f"{name:16s} {get_experiment(name).DESCRIPTION}")
         if not args.list:
             print("\nrun one with: symplearn experiment NAME --out DIR [--quick]", file=sys.stderr)
         return 0 if args.list else 2
