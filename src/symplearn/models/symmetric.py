@@ -111,6 +111,20 @@ class _InvariantHNN(ModelMixin, nn.Module, HamiltonianDynamics):
         return self.vector_field(t, z)
 
 
+def _translation_setup(model, n_dof, spatial_dim, width, depth, activation):
+    """The checks and config shared by the translation-invariant HNNs: sets ``n_dof``,
+    ``spatial_dim``, ``n_particles`` and ``config`` on ``model``; returns ``(width, depth, act)``."""
+    model.n_dof = check_int("n_dof", n_dof)
+    model.spatial_dim = check_int("spatial_dim", spatial_dim)
+    model.n_particles = _particles(type(model).__name__, model.n_dof, model.spatial_dim)
+    width, depth = check_int("width", width), check_int("depth", depth)
+    act = get_activation(activation, smooth=True, model=type(model).__name__)
+    model._set_config(
+        n_dof=model.n_dof, spatial_dim=model.spatial_dim, width=width, depth=depth, activation=activation
+    )
+    return width, depth, act
+
+
 class TranslationHNN(_InvariantHNN):
     """HNN whose energy is blind to a common shift of all positions:
     ``H_theta(q, p) = f_theta(q_2 - q_1, ..., q_N - q_1, p)``.
@@ -137,14 +151,7 @@ class TranslationHNN(_InvariantHNN):
         self, n_dof: int, spatial_dim: int = 1, width: int = 64, depth: int = 2, activation: str = "tanh"
     ):
         super().__init__()
-        self.n_dof = check_int("n_dof", n_dof)
-        self.spatial_dim = check_int("spatial_dim", spatial_dim)
-        self.n_particles = _particles(type(self).__name__, self.n_dof, self.spatial_dim)
-        width, depth = check_int("width", width), check_int("depth", depth)
-        act = get_activation(activation, smooth=True, model=type(self).__name__)
-        self._set_config(
-            n_dof=self.n_dof, spatial_dim=self.spatial_dim, width=width, depth=depth, activation=activation
-        )
+        width, depth, act = _translation_setup(self, n_dof, spatial_dim, width, depth, activation)
         m = (self.n_particles - 1) * self.spatial_dim + self.n_dof
         self.energy_net = ScalarMLP(m, width, depth, act)
 
@@ -181,14 +188,7 @@ class SeparableTranslationHNN(ModelMixin, nn.Module, SeparableHamiltonian):
         self, n_dof: int, spatial_dim: int = 1, width: int = 64, depth: int = 2, activation: str = "tanh"
     ):
         super().__init__()
-        self.n_dof = check_int("n_dof", n_dof)
-        self.spatial_dim = check_int("spatial_dim", spatial_dim)
-        self.n_particles = _particles(type(self).__name__, self.n_dof, self.spatial_dim)
-        width, depth = check_int("width", width), check_int("depth", depth)
-        act = get_activation(activation, smooth=True, model=type(self).__name__)
-        self._set_config(
-            n_dof=self.n_dof, spatial_dim=self.spatial_dim, width=width, depth=depth, activation=activation
-        )
+        width, depth, act = _translation_setup(self, n_dof, spatial_dim, width, depth, activation)
         self.kinetic_net = ScalarMLP(self.n_dof, width, depth, act)
         self.potential_net = ScalarMLP((self.n_particles - 1) * self.spatial_dim, width, depth, act)
 
