@@ -288,30 +288,41 @@ def _weights_numbers(path: Path) -> int | None:
         return None
 
 
+def _meta_numbers(model_config: dict[str, Any]) -> int | None:
+    """How many numbers (parameters and buffers) the model of ``model_config`` holds, counted on
+    a model built on torch's ``meta`` device (no memory is allocated, whatever the sizes);
+    ``None`` where the config does not build (the real build reports why)."""
+    from .models import build_model
+
+    try:
+        with torch.device("meta"):
+            model = build_model(**model_config)
+    except Exception:  # noqa: BLE001 - the real build_model call words the error
+        return None
+    return sum(int(t.numel()) for t in model.state_dict().values())
+
+
 def _check_model_size(model_config: dict[str, Any], dtype_name: str, folder: Path) -> None:
-    """Refuse, before building it, a model whose config names sizes the weights cannot have:
-    the built network holds about ``(depth + 2) * width**2`` numbers (an upper bound for every
-    kind here), compared with the numbers in the weights file (read from its header) and with
-    the machine's memory."""
+    """Refuse, before building it, a model whose config names sizes the weights cannot have or
+    the machine cannot hold: the numbers of the model the config describes are counted exactly
+    (built on the ``meta`` device, for every model kind) and compared with the numbers in the
+    weights file (read from its header) and with the machine's memory."""
     from .runs._common import check_memory
 
-    width = int(model_config.get("width", 64) or 64)
-    depth = int(model_config.get("depth", 2) or 2) + int(model_config.get("layers", 0) or 0)
-    n_dof = int(model_config.get("n_dof", 1) or 1)
-    lower = width * width * max(depth - 1, 0) if "width" in model_config else 0
     where = folder / CONFIG_NAME
+    need = _meta_numbers(model_config)
+    if need is None:
+        return  # build_model will say what is wrong with the config
     have = _weights_numbers(folder / WEIGHTS_NAME)
-    if have is not None and lower > 4 * have + 1024:
+    if have is not None and need != have:
         raise SymplearnError(
-            f"{where} describes a model of width {width} and depth {depth} (at least {lower:.3g} "
-            f"numbers) but {folder / WEIGHTS_NAME} holds {have} numbers: the config does not belong "
-            f"to these weights"
+            f"{where} describes a {model_config.get('kind')!r} model of {need} numbers but "
+            f"{folder / WEIGHTS_NAME} holds {have} numbers: the config does not belong to these weights"
         )
-    numbers = (depth + 2) * (width * width + 2 * n_dof * width + width)
     check_memory(
-        numbers * (4 if dtype_name == "float32" else 8),
-        f"the model of {where} (width {width}, depth {depth})",
-        "check the width/depth in its config",
+        need * (4 if dtype_name == "float32" else 8),
+        f"the model of {where} ({need:.3g} numbers)",
+        "check the sizes in its config",
     )
 
 
