@@ -21,7 +21,8 @@ Discrete-time flow maps for a fixed ``dt`` (:class:`~symplearn.dynamics.FlowMap`
 ``step(t, z)``, exact ``inverse(z)``), symplectic by construction:
 
 * ``sympnet-la`` :class:`LASympNet`, ``sympnet-g`` :class:`GSympNet`,
-  ``sympnet-grad`` :class:`GradientSympNet`.
+  ``sympnet-grad`` :class:`GradientSympNet` (up/low shears), ``sympnet-p`` :class:`PSympNet`
+  (ridge flows along learned phase-space directions: for non-separable flows).
 
 Every model has ``model.config`` (its constructor arguments plus ``"kind"``), and
 ``build_model(**model.config)`` rebuilds the same architecture.
@@ -43,7 +44,7 @@ from .lnn import LNN, lagrangian_acceleration
 from .mlp import MLPField
 from .potentials import DirectForceModel, LearnedPairPotential, SymmetryFunctionPotential
 from .symmetric import RotationHNN, SeparableRotationHNN, SeparableTranslationHNN, TranslationHNN
-from .sympnet import GradientSympNet, GSympNet, LASympNet
+from .sympnet import GradientSympNet, GSympNet, LASympNet, PSympNet
 
 __all__ = [
     "ACTIVATIONS",
@@ -61,6 +62,7 @@ __all__ = [
     "LNN",
     "MLPField",
     "PHNN",
+    "PSympNet",
     "SeparableHNN",
     "TimeMLPField",
     "RotationHNN",
@@ -83,6 +85,7 @@ MODELS: dict[str, type[nn.Module]] = {
         LASympNet,
         GSympNet,
         GradientSympNet,
+        PSympNet,
         DHNN,
         PHNN,
         TimeMLPField,
@@ -111,7 +114,7 @@ def build_model(kind: str, *, ignore_unused: bool = False, **kwargs: Any) -> nn.
     Args:
         kind: one of :data:`MODELS` (``mlp``, ``hnn``, ``hnn-separable``, the symmetric HNNs,
             ``lnn``, ``dhnn``, ``phnn``,
-            ``sympnet-la``, ``sympnet-g``, ``sympnet-grad``).
+            ``sympnet-la``, ``sympnet-g``, ``sympnet-grad``, ``sympnet-p``).
         **kwargs: constructor arguments of that class (e.g. ``n_dof=1, width=64``; SympNets
             also need ``dt``).
 

@@ -17,13 +17,24 @@ Scaling: every increment is multiplied by a step ``h`` proportional to ``dt`` (J
 and the map tends to the identity as ``dt -> 0``; at initialisation the map is the identity plus
 ``O(dt)``.
 
-Three architectures (``z = (q, p)``, positions first, as everywhere in symplearn):
+Up and low shears change one half of the state by a function of the other: with increments of
+order ``h`` their composition is, to first order, the flow of a *separable* Hamiltonian
+``T(p) + V(q)`` (Janik and Benner 2025), so a SympNet scaled by ``dt`` learns a non-separable flow
+(a double pendulum) only through large parameters. Two remedies here: the G-SympNet's
+``scale="free"`` (Jin et al.'s fixed-step form: the shear amplitudes are free numbers, not rates
+times ``dt``), and the P-SympNet, whose every layer is the exact flow of a learned Hamiltonian
+along a learned direction of phase space (Tapley 2024), so its first-order term is the flow of a
+general, non-separable ``sum_l F_l(w_l . z)``.
+
+Four architectures (``z = (q, p)``, positions first, as everywhere in symplearn):
 
 * :class:`LASympNet`: linear modules (alternating up/low shears ``f(x) = (S + S^T) x`` and a
   bias) interleaved with activation modules ``f(x) = a * sigma(x)`` (elementwise).
 * :class:`GSympNet`: gradient modules ``f(x) = K^T (a * sigma(K x + b))``, alternating up/low.
 * :class:`GradientSympNet`: the specification's shear form with scalar networks, alternating
   ``p <- p - h grad V_l(q)`` and ``q <- q + h grad K_l(p)``.
+* :class:`PSympNet`: ridge flows ``z <- z + h F_l'(w_l . z) J w_l`` (Tapley 2024, arXiv:2408.09821),
+  explicit, exactly symplectic and exactly invertible for any weights.
 """
 
 from __future__ import annotations
@@ -31,11 +42,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .._errors import SymplearnError
 from ..dynamics import FlowMap, join, split
 from ._common import ModelMixin, ScalarMLP, _vecmat, check_float, check_int
 from .activations import Activation, get_activation
 
-__all__ = ["LASympNet", "GSympNet", "GradientSympNet"]
+__all__ = ["LASympNet", "GSympNet", "GradientSympNet", "PSympNet"]
 
 _MODES = ("up", "low")
 
@@ -116,6 +128,42 @@ class _NetworkShear(_Shear):
     def f(self, x: Tensor) -> Tensor:
         g = self.net.gradient(x)
         return -g if self.sign < 0 else g
+
+
+class _RidgeFlow(nn.Module):
+    """The exact time-``h`` flow of ``H(z) = F(w . z)``: since ``w . J w = 0`` the flow keeps
+    ``s = w . z`` fixed, so it is the straight line ``z <- z + h F'(s) J w``, i.e.
+    ``q <- q + h F'(s) w_p``, ``p <- p - h F'(s) w_q``. ``F'(s) = sum_j a_j sigma(c_j s + b_j)``.
+
+    Its Jacobian ``I + h F''(s) J w w^T`` satisfies ``A^T J A = J`` (``J^T J = I`` and
+    ``w^T J w = 0``), and subtracting the same increment inverts it exactly (``s`` is unchanged).
+    """
+
+    def __init__(self, n: int, width: int, h: float, act: Activation):
+        super().__init__()
+        self.h = h
+        self.act = act
+        self.w = nn.Parameter(torch.randn(2 * n) / (2 * n) ** 0.5)
+        self.c = nn.Parameter(torch.randn(width))
+        self.b = nn.Parameter(torch.randn(width))
+        self.a = nn.Parameter(torch.randn(width) * (0.1 / width**0.5))
+
+    def _rate(self, q: Tensor, p: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        wq, wp = split(self.w)
+        s = q @ wq + p @ wp  # (...)
+        force = self.h * (self.act.fn(s[..., None] * self.c + self.b) @ self.a)  # h F'(s), (...)
+        return force[..., None], wq, wp
+
+    def forward(self, q: Tensor, p: Tensor) -> tuple[Tensor, Tensor]:
+        f, wq, wp = self._rate(q, p)
+        return q + f * wp, p - f * wq
+
+    def inverse(self, q: Tensor, p: Tensor) -> tuple[Tensor, Tensor]:
+        f, wq, wp = self._rate(q, p)
+        return q - f * wp, p + f * wq
+
+    def extra_repr(self) -> str:
+        return f"width={self.a.numel()}, h={self.h:g}"
 
 
 class _Translation(nn.Module):
@@ -221,8 +269,12 @@ class GSympNet(_SympNet):
     """G-SympNet: gradient modules ``f(x) = K^T (a * sigma(K x + b))`` alternating up, low, ...
     (Jin et al. 2020), with ``K`` of shape ``(width, n)`` and ``a, b`` in ``R^width``.
 
-    Every increment is scaled by ``h = dt``. Initialisation: ``K ~ N(0, 1/n)``,
-    ``b ~ N(0, 0.5^2)``, ``a ~ N(0, 0.01/width)`` (so the map starts near the identity).
+    ``scale="dt"`` (default): every increment is scaled by ``h = dt`` (``a`` is a rate), with
+    ``a ~ N(0, 0.01/width)``. ``scale="free"``: Jin et al.'s fixed-step form, ``h = 1`` and the
+    amplitudes ``a`` free numbers, starting from ``N(0, 0.01 dt^2/width)`` (the same initial map
+    as the ``dt`` form; what changes is how fast an optimiser can make the shears large, which a
+    non-separable flow needs, see the module's docstring). ``K ~ N(0, 1/n)``, ``b ~ N(0, 0.5^2)``
+    either way (so the map starts near the identity).
 
     Args:
         n_dof: number of degrees of freedom n (state ``(..., 2n)``).
@@ -230,21 +282,42 @@ class GSympNet(_SympNet):
         layers: number of gradient modules.
         width: hidden units of each module.
         activation: any name in :data:`~symplearn.models.activations.ACTIVATIONS`.
+        scale: ``"dt"`` (increments are rates times ``dt``) or ``"free"`` (fixed-step form).
 
     Raises:
-        SymplearnError: non-positive sizes or ``dt``, an unknown activation.
+        SymplearnError: non-positive sizes or ``dt``, an unknown activation or scale.
     """
 
     kind = "sympnet-g"
 
-    def __init__(self, n_dof: int, dt: float, layers: int = 4, width: int = 32, activation: str = "tanh"):
+    def __init__(
+        self,
+        n_dof: int,
+        dt: float,
+        layers: int = 4,
+        width: int = 32,
+        activation: str = "tanh",
+        scale: str = "dt",
+    ):
         super().__init__(n_dof, dt)
         layers = check_int("layers", layers)
         width = check_int("width", width)
         act = get_activation(activation, model="GSympNet")
-        self._set_config(n_dof=self.n_dof, dt=self.dt, layers=layers, width=width, activation=activation)
+        if scale not in ("dt", "free"):
+            raise SymplearnError(
+                f"GSympNet scale must be 'dt' (increments are rates times dt) or 'free' (fixed-step "
+                f"amplitudes), got {scale!r}"
+            )
+        self._set_config(
+            n_dof=self.n_dof, dt=self.dt, layers=layers, width=width, activation=activation, scale=scale
+        )
+        h = self.dt if scale == "dt" else 1.0
         for i in range(layers):
-            self.blocks.append(_GradientShear(self.n_dof, width, _MODES[i % 2], self.dt, act))
+            block = _GradientShear(self.n_dof, width, _MODES[i % 2], h, act)
+            if scale == "free":
+                with torch.no_grad():
+                    block.a.mul_(self.dt)
+            self.blocks.append(block)
 
 
 class GradientSympNet(_SympNet):
@@ -311,3 +384,42 @@ class GradientSympNet(_SympNet):
     def kinetics(self) -> list[ScalarMLP]:
         """The scalar networks ``K_l`` (one per layer), each ``(..., n) -> (...)``."""
         return [b.net for b in self.blocks if b.mode == "low"]
+
+
+class PSympNet(_SympNet):
+    """P-SympNet (Tapley 2024, arXiv:2408.09821): ``layers`` ridge flows, each the exact time-``h``
+    flow of a learned Hamiltonian ``F_l(w_l . z)`` of one learned phase-space direction
+    ``w_l in R^2n``:
+
+        z <- z + h F_l'(w_l . z) J w_l,    F_l'(s) = sum_j a_j sigma(c_j s + b_j)   (j < width),
+
+    with ``h = dt / layers`` (``a`` is a rate). Each layer is explicit, exactly symplectic
+    (``A^T J A = J`` for any weights) and exactly invertible; unlike up/low shears the direction
+    ``w_l`` mixes positions and momenta, so to first order in ``h`` the map is the time-``dt``
+    flow of the non-separable ``sum_l F_l(w_l . z)`` (ridge functions of every direction are
+    dense), which is what a double pendulum needs.
+
+    Initialisation: ``w ~ N(0, 1/(2n))``, ``c, b ~ N(0, 1)``, ``a ~ N(0, 0.01/width)``.
+
+    Args:
+        n_dof: number of degrees of freedom n (state ``(..., 2n)``).
+        dt: the time step the map stands for.
+        layers: number of ridge flows.
+        width: terms of each ``F_l'``.
+        activation: any name in :data:`~symplearn.models.activations.ACTIVATIONS` (``F_l'`` is
+            built from it, so ``F_l`` is its antiderivative).
+
+    Raises:
+        SymplearnError: non-positive sizes or ``dt``, an unknown activation.
+    """
+
+    kind = "sympnet-p"
+
+    def __init__(self, n_dof: int, dt: float, layers: int = 16, width: int = 16, activation: str = "tanh"):
+        super().__init__(n_dof, dt)
+        layers = check_int("layers", layers)
+        width = check_int("width", width)
+        act = get_activation(activation, model="PSympNet")
+        self._set_config(n_dof=self.n_dof, dt=self.dt, layers=layers, width=width, activation=activation)
+        for _ in range(layers):
+            self.blocks.append(_RidgeFlow(self.n_dof, width, self.dt / layers, act))
