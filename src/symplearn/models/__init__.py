@@ -13,7 +13,8 @@ Continuous-time (:class:`~symplearn.dynamics.Dynamics`, ``vector_field(t, z)``):
 * ``hnn-angles`` :class:`AngleHNN`: an HNN whose energy sees ``(cos q, sin q, p)``, exactly
   periodic in the angles (a double pendulum whose angles wrap);
 * ``lnn`` :class:`LNN`: ``L_theta(q, q_dot)`` with Euler-Lagrange accelerations, on Lagrangian
-  states ``(q, q_dot)`` (``state_kind = "lagrangian"``);
+  states ``(q, q_dot)`` (``state_kind = "lagrangian"``); ``lnn-structured`` :class:`StructuredLNN`:
+  ``L = q_dot^T M(q) q_dot / 2 - V(q)`` with ``M`` positive definite by construction (DeLaN);
 * ``dhnn`` :class:`DHNN` (``J grad H + grad D``) and ``phnn`` :class:`PHNN`
   (``(J - R) grad H + F(t)``): dissipation and forcing.
 
@@ -38,6 +39,7 @@ from torch import nn
 from .._errors import SymplearnError, lookup
 from .activations import ACTIVATIONS, SMOOTH_ACTIVATIONS, get_activation
 from .angles import AngleHNN
+from .delan import StructuredLNN
 from .dissipative import DHNN, PHNN, TimeMLPField
 from .hnn import HNN, SeparableHNN
 from .lnn import LNN, lagrangian_acceleration
@@ -64,6 +66,7 @@ __all__ = [
     "PHNN",
     "PSympNet",
     "SeparableHNN",
+    "StructuredLNN",
     "TimeMLPField",
     "RotationHNN",
     "SeparableRotationHNN",
@@ -82,6 +85,7 @@ MODELS: dict[str, type[nn.Module]] = {
         HNN,
         SeparableHNN,
         LNN,
+        StructuredLNN,
         LASympNet,
         GSympNet,
         GradientSympNet,
@@ -113,7 +117,7 @@ def build_model(kind: str, *, ignore_unused: bool = False, **kwargs: Any) -> nn.
 
     Args:
         kind: one of :data:`MODELS` (``mlp``, ``hnn``, ``hnn-separable``, the symmetric HNNs,
-            ``lnn``, ``dhnn``, ``phnn``,
+            ``lnn``, ``lnn-structured``, ``dhnn``, ``phnn``,
             ``sympnet-la``, ``sympnet-g``, ``sympnet-grad``, ``sympnet-p``).
         **kwargs: constructor arguments of that class (e.g. ``n_dof=1, width=64``; SympNets
             also need ``dt``).
