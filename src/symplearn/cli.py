@@ -272,13 +272,29 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from .training.distributed import launched_rank, launched_world_size
+
+    # under torchrun (WORLD_SIZE > 1) every process runs this; a data-parallel command (train)
+    # takes the output folder's lock on rank 0 itself, after the process group exists
+    launched = launched_world_size() > 1
+    who = f" (rank {launched_rank()})" if launched else ""
     try:
+        if launched and not getattr(args, "data_parallel", False):
+            raise SymplearnError(
+                f"symplearn {args.command} runs as one process; run it without torchrun (only "
+                f"`symplearn train` trains data-parallel under torchrun)"
+            )
         _set_threads(args.threads)
         out = getattr(args, "out", None)
-        with _sigterm_as_interrupt(), folder_lock(out) if out else contextlib.nullcontext():
+        lock = folder_lock(out) if out and not launched else contextlib.nullcontext()
+        # ranks other than 0 write nothing, so they keep the default SIGTERM: torchrun stops them
+        # at once when another rank failed, even inside a blocking collective
+        interrupt = _sigterm_as_interrupt() if launched_rank() == 0 else contextlib.nullcontext()
+        with interrupt, lock:
             return int(args.func(args) or 0)
     except SymplearnError as exc:
-        print(f"symplearn {args.command}: error: {exc}", file=sys.stderr)
+        # one write: under torchrun the ranks share stderr, and their lines must not interleave
+        sys.stderr.write(f"symplearn {args.command}: error{who}: {exc}\n")
         return 2
     except BrokenPipeError:  # e.g. `symplearn systems | head`: the reader left, not an error
         import os
@@ -298,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line, not a traceback, and not the user-error code
         first = (str(exc).splitlines() or [""])[0][:300]
         print(
-            f"symplearn {args.command}: internal error: {type(exc).__name__}: {first} "
+            f"symplearn {args.command}: internal error{who}: {type(exc).__name__}: {first} "
             f"(please report it; no partial results were written)",
             file=sys.stderr,
         )

@@ -22,7 +22,14 @@ from .args import DTYPE_NAMES, DTYPES, parse_params, pos_float, pos_int
 
 
 def _main(args) -> int:
-
+    # under torchrun (WORLD_SIZE > 1) every rank checks the input before the process group
+    # exists, so bad input makes every rank exit 2 at once; the lock is rank 0's (see below)
+    launched = distributed.launched_world_size() > 1
+    if launched and args.ensemble:
+        raise SymplearnError(
+            "--ensemble trains its K models in one process; run it without torchrun "
+            "(torchrun trains one model data-parallel)"
+        )
     dtype = DTYPES[args.dtype]
     out = check_output_folder(args.out, replace=False)
     if args.lr / (1 - 0.9) >= torch.finfo(dtype).max:  # Adam's first step is lr / (1 - beta1)
@@ -79,29 +86,60 @@ def _main(args) -> int:
     if args.ensemble:
         return _train_ensemble(args, model, ds, system, out, dtype, config)
     created = _missing_folders(out)
-    # under torchrun (WORLD_SIZE set): one process group, data-parallel fit, rank 0 writes
+    # under torchrun: one process group, data-parallel fit; rank 0 alone locks and writes the
+    # folder (checkpoints included), the other ranks wait for each of its steps and share its
+    # failures (distributed.run_on_main), so no rank hangs and every rank exits 2 on an error
     distributed.init_from_env(args.device)
     try:
-        if distributed.is_main_process():
-            out.mkdir(parents=True, exist_ok=True)
-        distributed.barrier()
-        try:
-            result = _fit_into(out, fit, model, ds, dtype, args)
-        except BaseException:
-            if distributed.is_main_process():
-                _remove_empty(created)  # a failed training leaves no empty folders (a checkpoint stays)
-            raise
-        if distributed.is_main_process():
-            save_model(model.cpu(), out, result=result, config=_files._jsonable(config))
+        with contextlib.ExitStack() as held:
+
+            def prepare() -> None:
+                if launched:  # a single process holds the lock already (cli.main)
+                    held.enter_context(_files.folder_lock(out))
+                    check_output_folder(out, replace=False)  # again, now that the folder is ours
+                out.mkdir(parents=True, exist_ok=True)
+
+            distributed.run_on_main(f"take and create the output folder {str(out)!r}", prepare)
+            try:
+                result = _fit_into(out, fit, model, ds, dtype, args)
+            except BaseException as err:
+                if distributed.is_main_process():
+                    _remove_empty(created)  # a failed training leaves no empty folders (a checkpoint stays)
+                peer = _peer_failure(err)
+                if peer is not None:
+                    raise peer from None
+                raise
+            distributed.run_on_main(
+                f"write the model folder {str(out)!r}",
+                lambda: save_model(model.cpu(), out, result=result, config=_files._jsonable(config)),
+            )
     finally:
         distributed.shutdown()
-    if not args.quiet and distributed.is_main_process():
+    if not args.quiet and distributed.launched_rank() == 0:  # (the process group is gone)
         tl = f", test loss {result.test_loss:.3e}" if result.test_loss is not None else ""
         print(
             f"{kind} on {system.name}: train loss {result.train_loss:.3e}{tl} after {result.steps} steps "
             f"({result.wall_time:.1f} s); model in {out}"
         )
     return 0
+
+
+def _peer_failure(err: BaseException) -> SymplearnError | None:
+    """Under torchrun: a collective that failed because another rank stopped (gloo: "Connection
+    closed by peer") becomes one clear line; that rank's own message says why."""
+    text = str(err)
+    if (
+        not isinstance(err, RuntimeError)
+        or not distributed.is_distributed()
+        or not any(
+            s in text for s in ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
+        )
+    ):
+        return None
+    return SymplearnError(
+        "another process of this torchrun job stopped during training (its own message says why); "
+        "no model folder was written (a checkpoint written before stays)"
+    )
 
 
 def _missing_folders(path: Path) -> list[Path]:
@@ -207,4 +245,4 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--ensemble", type=pos_int, default=None, metavar="K", help="train K seeds at once (seed .. seed+K-1)"
     )
-    p.set_defaults(func=_main)
+    p.set_defaults(func=_main, data_parallel=True)  # runs under torchrun (cli.main)

@@ -19,14 +19,22 @@ Launch (one machine, N processes)::
     torchrun --standalone --nproc-per-node N my_script.py      # my_script calls init_from_env()
 
 Use :func:`init_from_env` at the start of the script and :func:`is_main_process` to let rank 0
-alone write model folders and reports.
+alone write model folders and reports; :func:`run_on_main` runs a step (taking a lock, writing a
+folder) on rank 0 alone and lets the other ranks wait for it and share its failure.
+
+The command line does the same: ``torchrun --standalone --nproc-per-node N -m symplearn train ...``
+checks its input on every rank before the process group exists (bad input: every rank exits 2),
+rank 0 alone takes the output folder's lock and writes the folder, and the other ranks train,
+write nothing and wait for rank 0's folder (:data:`WAIT_S` at most) before they exit.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -53,6 +61,27 @@ def world_size() -> int:
 def local_rank() -> int:
     """Rank on this machine (``LOCAL_RANK``, set by torchrun; 0 otherwise)."""
     return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def launched_rank() -> int:
+    """This process's rank as the launcher gave it: the process group's rank when one exists,
+    else ``RANK`` from the environment (set by torchrun), else 0. Unlike :func:`rank` it is known
+    before :func:`init_from_env`, so a command can decide before the process group exists which
+    process takes locks and writes."""
+    return rank() if is_distributed() else _env_int("RANK", 0)
+
+
+def launched_world_size() -> int:
+    """The number of processes the launcher started (``WORLD_SIZE``; the process group's size
+    when one exists; 1 for a plain process)."""
+    return world_size() if is_distributed() else max(_env_int("WORLD_SIZE", 1), 1)
 
 
 def is_main_process() -> bool:
@@ -96,6 +125,71 @@ def init_from_env(device: str | torch.device | None = None, backend: str | None 
         torch.cuda.set_device(local_rank())
     dist.init_process_group(backend=backend)
     return True
+
+
+#: how long (seconds) the other ranks wait for a step rank 0 alone performs (:func:`run_on_main`)
+WAIT_S = 600.0
+
+_T = TypeVar("_T")
+_steps_run = 0  # run_on_main calls so far in this process (the same sequence on every rank)
+
+
+def run_on_main(what: str, fn: Callable[[], _T], *, timeout: float | None = None) -> _T | None:
+    """Run ``fn`` on rank 0 alone (e.g. take a lock, write a folder); the other ranks wait until
+    it has finished and fail when it failed, so no rank hangs on a step that went wrong.
+
+    Rank 0 reports the outcome through the process group's key-value store (a string, not a
+    pickle); a failure on rank 0 is re-raised there, and the other ranks raise
+    :class:`SymplearnError` with rank 0's message. Without a process group: ``fn()``.
+
+    Args:
+        what: the step, for messages ("write the model folder 'out'").
+        fn: what rank 0 does; its return value is returned on rank 0 (None elsewhere).
+        timeout: seconds the other ranks wait (default :data:`WAIT_S`).
+
+    Raises:
+        SymplearnError: on a rank other than 0: rank 0 failed, or did not finish in ``timeout``.
+    """
+    global _steps_run
+    if not is_distributed():
+        return fn()
+    _steps_run += 1
+    store = dist.distributed_c10d._get_default_store()
+    # a restarted torchrun job (--max-restarts) gets a fresh process group, but the store may be
+    # the agent's: the restart count keeps the keys of the rounds apart
+    key = f"symplearn/run_on_main/{_env_int('TORCHELASTIC_RESTART_COUNT', 0)}/{_steps_run}"
+    if rank() != 0:
+        _wait_outcome(store, key, what, WAIT_S if timeout is None else timeout)
+        return None
+    try:
+        result = fn()
+    except BaseException as err:
+        store.set(key, f"error:{_one_line(err)}")
+        raise
+    store.set(key, "ok")
+    return result
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, KeyboardInterrupt):
+        return "it was interrupted"
+    text = (str(err).splitlines() or [""])[0][:500]
+    return text if isinstance(err, SymplearnError) else f"{type(err).__name__}: {text}"
+
+
+def _wait_outcome(store, key: str, what: str, timeout: float) -> None:
+    """Wait (at most ``timeout`` s) for rank 0's outcome ``key`` in ``store``; raise
+    :class:`SymplearnError` on a timeout or a failure."""
+    try:
+        store.wait([key], datetime.timedelta(seconds=timeout))
+        outcome = store.get(key).decode("utf-8", "replace")
+    except RuntimeError as err:  # DistStoreError on a timeout; a closed store if rank 0 died
+        raise SymplearnError(
+            f"rank 0 did not {what} within {timeout:g} s "
+            f"({(str(err).splitlines() or [''])[0][:200]}); see rank 0's message"
+        ) from None
+    if outcome != "ok":
+        raise SymplearnError(f"rank 0 could not {what}: {outcome.removeprefix('error:')}")
 
 
 def shutdown() -> None:
@@ -206,10 +300,13 @@ __all__ = [
     "init_from_env",
     "is_distributed",
     "is_main_process",
+    "launched_rank",
+    "launched_world_size",
     "local_rank",
     "main_process_first",
     "mean_over_ranks",
     "rank",
+    "run_on_main",
     "shutdown",
     "training_device",
     "world_size",
