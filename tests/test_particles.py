@@ -21,7 +21,13 @@ import torch
 from symplearn import md
 from symplearn._errors import SymplearnError
 from symplearn.systems import get_system
-from symplearn.systems.particles import LennardJones, LennardJonesPair, fcc_lattice, maxwell_boltzmann
+from symplearn.systems.particles import (
+    LennardJones,
+    LennardJonesPair,
+    ParticleSystem,
+    fcc_lattice,
+    maxwell_boltzmann,
+)
 
 torch.set_num_threads(1)
 
@@ -267,3 +273,73 @@ def test_registered_with_defaults_and_bad_input():
         LennardJones(256, cutoff_treatment="smooth")
     with pytest.raises(SymplearnError, match="4 k"):
         LennardJones(200).sample(1)
+
+
+# -- total momentum, temperature's degrees of freedom, MSD in the centre-of-mass frame -----------
+def _com_frame_kinetic(s, z):
+    """Independent of md: 1/2 sum m |v_i - v_cm|^2 from the velocities."""
+    m = s.masses
+    v = z[..., s.n_dof :].reshape(*z.shape[:-1], s.n_particles, 3) / m[:, None]
+    vcm = (m[:, None] * v).sum(-2, keepdim=True) / m.sum()
+    return 0.5 * (m[:, None] * (v - vcm) ** 2).sum((-1, -2))
+
+
+def test_langevin_preparation_removes_the_total_momentum_and_nve_keeps_it():
+    s = LennardJones(108, density=0.8442, cutoff_treatment="switched", neighbor="all-pairs")
+    z0 = s.sample(2, temperature=1.2, seed=3)
+    raw, _ = md.langevin_baoab(s, z0, 0.005, 60, temperature=1.2, seed=4, zero_momentum=False)
+    z, _ = md.langevin_baoab(s, z0, 0.005, 60, temperature=1.2, seed=4)
+    # the thermostat's noise leaves a thermal total momentum (per component ~ sqrt(M T) = 11.4) ...
+    assert float(md.total_momentum(s, raw).abs().max()) > 0.1
+    # ... which the preparation removes (to round-off), leaving the relative motion untouched
+    assert float(md.total_momentum(s, z).abs().max()) < 1e-12
+    assert torch.equal(z[..., : s.n_dof], raw[..., : s.n_dof])
+    assert torch.allclose(_com_frame_kinetic(s, z), _com_frame_kinetic(s, raw), rtol=1e-13, atol=0)
+    traj = md.nve(s, z, 0.005, 100, save_every=50)
+    assert float(md.total_momentum(s, traj.z).abs().max()) < 1e-11
+    x = s.positions(traj.z)
+    com_shift = (x - x[:1]).mean(-2)  # m = 1: the centre of mass does not move
+    assert float(com_shift.abs().max()) < 1e-11
+
+
+def test_temperature_counts_the_degrees_of_freedom_of_the_state():
+    # unequal masses, so that KE - |P|^2/2M = sum 1/2 m |v - v_cm|^2 is not trivially true
+    masses = torch.linspace(0.5, 2.0, 108, dtype=torch.float64)
+    s = ParticleSystem(108, 6.0, LennardJonesPair(), mass=masses.tolist(), neighbor="all-pairs")
+    gen = torch.Generator().manual_seed(7)
+    p = torch.randn(3, s.n_dof, generator=gen, dtype=torch.float64) * masses.repeat_interleave(3).sqrt()
+    z = torch.cat([torch.zeros_like(p), p], -1)  # a thermal state with a random total momentum
+    ke = md.kinetic_energy(s, z)
+    assert torch.allclose(md.temperature(s, z), 2 * _com_frame_kinetic(s, z) / (3 * 108 - 3), rtol=1e-12)
+    assert torch.allclose(md.temperature(s, z, frame="lab"), 2 * ke / (3 * 108), rtol=1e-12)
+    # zero total momentum: the LAMMPS 2 KE / (3N - 3)
+    z0 = md.remove_total_momentum(s, z)
+    assert float(md.total_momentum(s, z0).abs().max()) < 1e-12
+    assert torch.allclose(md.temperature(s, z0), 2 * md.kinetic_energy(s, z0) / (3 * 108 - 3), rtol=1e-12)
+    # a uniform boost of every velocity changes KE, not the temperature of the relative motion
+    v = torch.tensor([0.3, -0.2, 0.5], dtype=torch.float64)
+    boosted = z0.clone()
+    boosted[:, s.n_dof :] += (masses[:, None] * v).reshape(-1)
+    assert float((md.kinetic_energy(s, boosted) - md.kinetic_energy(s, z0)).min()) > 10.0
+    assert torch.allclose(md.temperature(s, boosted), md.temperature(s, z0), rtol=1e-12)
+    assert torch.allclose(md.thermo(s, boosted)["temperature"], md.temperature(s, boosted), rtol=1e-14)
+    with pytest.raises(SymplearnError, match="frame"):
+        md.temperature(s, z, frame="moving")
+
+
+def test_msd_of_a_uniform_translation_is_zero(switched_liquid):
+    s, z = switched_liquid
+    shift = torch.tensor([0.7, -1.3, 2.9], dtype=torch.float64)  # more than a box length in total
+    moved = z.clone()
+    moved[: s.n_dof] += shift.repeat(s.n_particles)
+    traj = torch.stack([z, moved])
+    assert float(md.mean_squared_displacement(s, traj)[1]) < 1e-24
+    raw = md.mean_squared_displacement(s, traj, remove_drift=False)
+    assert float(raw[1]) == pytest.approx(float((shift**2).sum()), rel=1e-12)
+    # a real displacement on top of the drift is kept: NVE for 0.05 tau, then the translation
+    tr = md.nve(s, z, 0.005, 10).z[[0, -1]]
+    drifted = tr.clone()
+    drifted[1, : s.n_dof] += shift.repeat(s.n_particles)
+    msd = md.mean_squared_displacement(s, tr)
+    assert float(msd[1]) > 1e-4
+    assert float(md.mean_squared_displacement(s, drifted)[1]) == pytest.approx(float(msd[1]), rel=1e-9)

@@ -310,8 +310,9 @@ class NVEAudit:
         drift_over_ke_std: ``|slope| T_run / std(KE)`` (the energy change the drift makes over the
             run, in units of the kinetic-energy fluctuation).
         energy_std_over_ke_std: ``std(E) / std(KE)``.
-        temperature_start, temperature_end: ``2 KE / (3N - 3)`` averaged over the first and last
-            tenth of the run.
+        temperature_start, temperature_end: ``2 (KE - |P|^2 / 2M) / (3N - 3)`` (centre-of-mass
+            frame, :func:`symplearn.md.temperature`) averaged over the first and last tenth of the
+            run.
         energy_kind: ``"own"`` (the model's energy) or ``"reference"``.
         verdict: ``"bounded"`` when ``drift_over_ke_std < threshold``, else ``"drifting"``.
         wall_s: wall time of the run.
@@ -333,11 +334,13 @@ class NVEAudit:
         return asdict(self)
 
 
-def energy_statistics(t, energy, kinetic, n_particles: int) -> dict:
+def energy_statistics(t, energy, kinetic, n_particles: int, com_kinetic=None) -> dict:
     """Drift and fluctuation numbers of an NVE record.
 
     Args:
         t: ``(T,)`` times; energy, kinetic: ``(T,)`` total and kinetic energy; n_particles: N.
+        com_kinetic: ``(T,)`` kinetic energy of the centre-of-mass motion ``|P|^2 / 2M``, taken
+            out of the temperature (``None``: zero, a resting centre of mass).
 
     Returns:
         dict with ``slope_per_particle_per_tau``, ``drift_over_ke_std``,
@@ -350,7 +353,8 @@ def energy_statistics(t, energy, kinetic, n_particles: int) -> dict:
     ke_std = float(K.std()) or 1e-300
     span = float(t[-1] - t[0])
     k = max(1, len(t) // 10)
-    temp = 2.0 * K / (3 * n_particles - 3)
+    Kcm = 0.0 if com_kinetic is None else np.asarray(com_kinetic, dtype=np.float64)
+    temp = 2.0 * (K - Kcm) / (3 * n_particles - 3)
     return {
         "slope_per_particle_per_tau": slope,
         "drift_over_ke_std": abs(slope) * n_particles * span / ke_std,
@@ -399,7 +403,11 @@ def nve_audit(
         raise SymplearnError("the system has no energy: pass reference= (e.g. the true LJ fluid)")
     with torch.no_grad():
         pot = pot_sys.compute(z[..., :n], virial=False)["energy"]
-    st = energy_statistics(traj.t.numpy(), (kin + pot).numpy(), kin.numpy(), system.n_particles)
+    P = z[..., n:].reshape(*z.shape[:-1], -1, 3).sum(-2)
+    kcm = 0.5 * (P * P).sum(-1) / system.masses.sum().to(P)
+    st = energy_statistics(
+        traj.t.numpy(), (kin + pot).numpy(), kin.numpy(), system.n_particles, com_kinetic=kcm.numpy()
+    )
     verdict = "bounded" if st["drift_over_ke_std"] < threshold else "drifting"
     return NVEAudit(
         n_steps, float(dt), energy_kind="own" if own else "reference", threshold=threshold, verdict=verdict,
@@ -413,20 +421,22 @@ def ase_nve_audit(atoms, *, dt: float = 0.005, n_steps: int = 500, threshold: fl
     unit mapping, see :mod:`symplearn.ase`). Energy: ``atoms.get_total_energy()``."""
     from ase.md.verlet import VelocityVerlet
 
-    ts, es, ks = [], [], []
+    ts, es, ks, kcm = [], [], [], []
     dyn = VelocityVerlet(atoms, timestep=dt)
+    mass = float(atoms.get_masses().sum())
 
     def record():
         ts.append(dyn.get_time())
         ks.append(atoms.get_kinetic_energy())
         es.append(atoms.get_potential_energy() + ks[-1])
+        kcm.append(0.5 * float((atoms.get_momenta().sum(0) ** 2).sum()) / mass)
 
     dyn.attach(record, interval=10)
     t0 = time.perf_counter()
     record()
     dyn.run(n_steps)
     wall = time.perf_counter() - t0
-    st = energy_statistics(ts, es, ks, len(atoms))
+    st = energy_statistics(ts, es, ks, len(atoms), com_kinetic=kcm)
     verdict = "bounded" if st["drift_over_ke_std"] < threshold else "drifting"
     return NVEAudit(
         n_steps, float(dt), energy_kind="own", threshold=threshold, verdict=verdict, wall_s=wall, **st
