@@ -209,9 +209,18 @@ class JacobianAsymmetry:
         values: ``(n_configs,)`` ``lambda = ||J_anti||_F / ||J||_F`` at each configuration.
         max: largest lambda.
         method: ``"autograd"`` or ``"finite-differences"``.
-        floor: the value below which lambda counts as zero for this method (round-off for
-            autograd, ``1e-6`` for central differences).
-        verdict: ``"symmetric"`` or ``"asymmetric"``.
+        floor: the largest lambda that counts as zero, the detection limit in lambda. Autograd:
+            ``1e-12`` (round-off of a symmetric Hessian's two triangles). Finite differences:
+            measured on the calculator under test, ``4 x`` the largest change of
+            ``||J_anti|| / ||J||`` between the steps ``eps`` and ``eps / 2`` (a real curl is the
+            same at both steps; round-off, ``~ eps_mach |F| / eps``, and truncation,
+            ``~ eps^2 |d^3 F|``, are not), at least ``1e-12``.
+        detection_limit: the smallest antisymmetric part ``||J_anti||_F`` (energy / length^2)
+            the run could have detected: ``floor x ||J||_F`` (the smallest over the
+            configurations).
+        verdict: ``"symmetric"`` or ``"asymmetric"`` (some configuration's lambda above its
+            floor).
+        floors: ``(n_configs,)`` the floor of each configuration.
     """
 
     values: list
@@ -219,6 +228,8 @@ class JacobianAsymmetry:
     method: str
     floor: float
     verdict: str
+    detection_limit: float = float("nan")
+    floors: list | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -271,7 +282,9 @@ def jacobian_asymmetry(
     configs = configs.detach().to(torch.float64)
     if configs.ndim == 1:
         configs = configs[None]
-    values = []
+    if not (eps > 0 and math.isfinite(eps)):
+        raise SymplearnError(f"eps must be a positive number, got {eps!r}")
+    values, floors, limits = [], [], []
     for q in configs:
         S = _cluster(q, n_atoms, box)
         cols = (3 * S[:, None] + torch.arange(3)).reshape(-1)
@@ -284,17 +297,29 @@ def jacobian_asymmetry(
                     (g,) = torch.autograd.grad(F[k], qq, retain_graph=True, allow_unused=False)
                     rows.append(g[cols])
             J = torch.stack(rows)
+            floor = 1e-12
         else:
-            E = torch.eye(q.shape[0], dtype=torch.float64)[cols] * eps  # (3m, 3N)
-            with torch.no_grad():
-                Fp = force_fn(q + E)[:, cols]
-                Fm = force_fn(q - E)[:, cols]
-            J = ((Fp - Fm) / (2 * eps)).T  # J[a, b] = dF_a / dq_b
+
+            def fd(h: float, q=q, cols=cols) -> Tensor:
+                E = torch.eye(q.shape[0], dtype=torch.float64)[cols] * h  # (3m, 3N)
+                with torch.no_grad():
+                    Fp = force_fn(q + E)[:, cols].to(torch.float64)
+                    Fm = force_fn(q - E)[:, cols].to(torch.float64)
+                return ((Fp - Fm) / (2 * h)).T  # J[a, b] = dF_a / dq_b
+
+            J, J2 = fd(eps), fd(eps / 2)
+            change = float((0.5 * (J - J.T) - 0.5 * (J2 - J2.T)).norm() / J.norm().clamp_min(1e-300))
+            floor = max(4.0 * change, 1e-12)
         anti = 0.5 * (J - J.T)
-        values.append(float(anti.norm() / J.norm().clamp_min(1e-300)))
-    floor = 1e-12 if method == "autograd" else 1e-6
+        norm = float(J.norm().clamp_min(1e-300))
+        values.append(float(anti.norm()) / norm)
+        floors.append(floor)
+        limits.append(floor * norm)
     mx = max(values)
-    return JacobianAsymmetry(values, mx, method, floor, "symmetric" if mx <= floor else "asymmetric")
+    asym = any(v > f for v, f in zip(values, floors))
+    return JacobianAsymmetry(
+        values, mx, method, max(floors), "asymmetric" if asym else "symmetric", min(limits), floors
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -468,7 +493,8 @@ class ForceCheck:
             f"loop work        max |W| = {self.loop.max_abs:.3e} (relative {self.loop.relative:.3e}, "
             f"quadrature error <= {max(self.loop.quadrature_error):.1e}): {self.loop.verdict}",
             f"Jacobian         lambda = {self.jacobian.max:.3e} ({self.jacobian.method}, floor "
-            f"{self.jacobian.floor:.0e}): {self.jacobian.verdict}",
+            f"{self.jacobian.floor:.1e} measured, smallest detectable ||J_anti|| "
+            f"{self.jacobian.detection_limit:.1e}): {self.jacobian.verdict}",
         ]
         if self.nve:
             a = self.nve
