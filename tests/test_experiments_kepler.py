@@ -51,12 +51,20 @@ def test_kepler_truth_rows(kepler_run):
 
 
 def test_kepler_rotation_invariant_models_keep_angular_momentum(kepler_run):
-    """Whatever the training reached: L is kept to round-off over the orbits still bound."""
+    """L is kept to round-off, measured over the whole run: at the quick run's seed no test orbit
+    of either model escapes (an error measured over orbits that escaped at once would prove
+    nothing, so at least half the orbits must stay bound for all the run's orbits)."""
     _, m = kepler_run
     for name in ("hnn-rotation/implicit-midpoint", "hnn-rotation-separable/verlet"):
         row = m["rows"][name]
-        if row["max_rel_angular_momentum_error"] is not None:
-            assert row["max_rel_angular_momentum_error"] < 1e-10, name
+        assert row["n_escaped"] <= row["n_test_orbits"] // 2, (
+            name,
+            row["n_escaped"],
+            row["escaped_at_orbit"],
+        )
+        assert row["orbits"] >= 4 and row["solver_failed_at_orbit"] is None, name
+        assert row["max_rel_angular_momentum_error"] is not None, name
+        assert row["max_rel_angular_momentum_error"] < 1e-10, name
 
 
 def test_noether_invariant_model_is_the_same_at_every_shift(noether_run):

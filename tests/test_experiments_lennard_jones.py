@@ -30,10 +30,13 @@ def test_quick_run(tmp_path):
     for row in rows.values():
         for k in KEYS:
             assert k in row
-    assert m["gr_noise_floor"] > 0 and m["wall_time_s"] > 0
-    # truth row: exact by definition, float64 round-off, Verlet bounded at dt = 0.005
+    assert m["wall_time_s"] > 0
+    # the g(r) noise floor: the truth's g(r) from two independently prepared liquid states agree
+    # (0.058 at the quick run's seed; an fcc start melting during the NVE run instead of a
+    # Langevin-prepared liquid gives 0.21) but are not identical (independent states)
+    assert 0 < m["gr_noise_floor"] < 0.15
+    # truth row: float64 round-off, Verlet bounded at dt = 0.005
     t = rows["true"]
-    assert t["force_rmse"] == 0.0 and t["gr_distance"] == 0.0
     assert t["jacobian_asymmetry"] < 1e-13
     assert t["energy_std_over_ke_std"] < 0.05
     # forces = -grad E by construction: lambda at round-off; loop work within its quadrature error

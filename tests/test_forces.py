@@ -151,3 +151,35 @@ def test_check_forces_command(tmp_path, lj, state):
     assert args.func(args) == 1
     with pytest.raises(ValueError, match="JSON object"):
         cf.run(cf.Config(target="ase.calculators.lj:LennardJones", kwargs="[1]"))
+
+
+def test_jacobian_floor_is_measured_and_a_graded_curl_is_caught_above_it(lj, state):
+    """ASE's LennardJones (plain cutoff, as ASE ships it) plus curls of graded strength: the floor
+    is measured from the calculator (steps eps and eps/2); every curl whose antisymmetric
+    Jacobian exceeds the reported detection limit is flagged, the pure gradient is not."""
+    from ase.calculators.lj import LennardJones as AseLJ
+
+    from symplearn.ase import to_atoms
+    from symplearn.diagnostics.forces import _cluster
+
+    atoms = to_atoms(lj, state)
+    q = state[: lj.n_dof]
+    base = AseLJ(sigma=1.0, epsilon=1.0, rc=2.5)
+    pure = jacobian_asymmetry(ase_force_fn(base, atoms), q, n_atoms=4, box=lj.box_length)
+    assert pure.verdict == "symmetric" and pure.max <= pure.floor
+    # the measured floor sits on the calculator's round-off (about 8e-10 here), not at a fixed 1e-6
+    assert 1e-12 <= pure.floor < 1e-8
+    # ||J_anti|| of the added field s (sin k y, sin k z, sin k x) on the cluster, in closed form
+    k = 2 * math.pi / lj.box_length
+    x = q.reshape(-1, 3)[_cluster(q, 4, lj.box_length)]
+    unit = math.sqrt(float((k**2 * torch.cos(k * x) ** 2).sum()) / 2)
+    caught = []
+    for s in (1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 5e-4, 1e-2):
+        ja = jacobian_asymmetry(
+            ase_force_fn(CurlCalculator(s, base=base), atoms), q, n_atoms=4, box=lj.box_length
+        )
+        if s * unit > 2 * ja.detection_limit:
+            assert ja.verdict == "asymmetric", (s, ja.max, ja.floor)
+            caught.append(s)
+    # the audit's 5e-4 eps/sigma (called conservative at the old fixed floor 1e-6) and weaker
+    assert {1e-5, 1e-4, 5e-4, 1e-2} <= set(caught)

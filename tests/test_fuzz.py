@@ -486,6 +486,28 @@ def test_fuzz_corrupted_checkpoint(fixtures, data):
         check_case(here, ["checkpoint", *args], rc, err)
 
 
+#: cases each fuzz test is configured for (quick profile), by kind
+CASES = {"cli": 150, "dataset": 50, "model": 50, "checkpoint": 50}
+
+
 def test_fuzz_counts_reported():
-    """Print the number of cases run by kind (``pytest -s`` shows it)."""
+    """The fuzzers above really ran and reached both sides of the validation: each ran at least
+    half its configured cases through the CLI (not skipped by ``_cheap`` or returning early), the
+    corrupted files were mostly refused (exit 2) and the command-line fuzzer also reached runs
+    that succeed (exit 0). Prints the counts (``pytest -s``)."""
     print(f"\nfuzz profile {PROFILE}: cases by kind {COUNTS}")
+    if not COUNTS:
+        pytest.skip("no fuzz test ran in this session (this test was selected alone)")
+    by_kind = {kind: {} for kind in CASES}
+    for key, n in COUNTS.items():
+        kind, rc = key.split(" exit ")
+        by_kind[kind][int(rc)] = n
+    for kind, n_cases in CASES.items():
+        total = sum(by_kind[kind].values())
+        assert total >= n_cases * SCALE // 2, (
+            f"{kind}: only {total} of {n_cases * SCALE} cases reached the CLI"
+        )
+        assert set(by_kind[kind]) <= {0, 2}, f"{kind}: exit codes {by_kind[kind]}"
+    for kind in ("dataset", "model", "checkpoint"):  # corrupted inputs: refused, mostly
+        assert by_kind[kind].get(2, 0) >= sum(by_kind[kind].values()) // 2, (kind, by_kind[kind])
+    assert by_kind["cli"].get(0, 0) > 0 and by_kind["cli"].get(2, 0) > 0, by_kind["cli"]

@@ -78,3 +78,25 @@ def test_unknown_system_lists_the_valid_ones(tmp_path):
     args = parse(["md", "argon", "--out", str(tmp_path / "x")])
     with pytest.raises(SymplearnError, match="lennard-jones"):
         args.func(args)
+
+
+def test_langevin_equilibration_hands_nve_a_state_at_rest(tmp_path):
+    # the thermostat leaves a random total momentum; md removes it before NVE (LAMMPS mom yes)
+    out = tmp_path / "run"
+    args = parse(
+        ["md", "lennard-jones", "--n", "108", "--temperature", "1.0", "--equilibrate", "40"]
+        + ["--steps", "20", "--save-every", "10", "--cutoff-treatment", "switched"]
+        + ["--out", str(out), "--quiet"]
+    )
+    assert args.func(args) == 0
+    frames = read(out / "trajectory.extxyz", index=":")
+    rows = list(csv.DictReader((out / "thermo.csv").open()))
+    assert len(frames) == 3
+    for atoms in frames:  # extxyz keeps 8 decimals: round-off 108 x 5e-9; thermal size ~10
+        assert abs(atoms.get_momenta().sum(0)).max() < 1e-6
+    by_step = {int(r["step"]): r for r in rows}
+    for atoms in frames:  # T = 2 KE / (3N - 3) for a state with zero total momentum
+        row = by_step[atoms.info["step"]]
+        ke = 0.5 * float((atoms.get_momenta() ** 2).sum())  # m = 1
+        assert float(row["KE"]) == pytest.approx(ke, rel=1e-6)
+        assert float(row["T"]) == pytest.approx(2 * float(row["KE"]) / (3 * 108 - 3), rel=1e-10)

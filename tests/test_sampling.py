@@ -127,3 +127,19 @@ def test_bad_input():
         microcanonical_sample(s, -1.0, 10)
     with pytest.raises(SymplearnError, match="no state"):
         microcanonical_sample(get_system("pendulum"), -1.0, 10)
+
+
+def test_henon_heiles_energy_range_is_checked_as_system_sample_does():
+    s = get_system("henon-heiles")  # lam = 1: escape energy 1/6, the saddle height
+    assert s.escape_energy == pytest.approx(1 / 6)
+    for e in (0.2, 1 / 6):  # above / at the saddles: the region V < E is unbounded
+        with pytest.raises(SymplearnError, match="escape energy"):
+            microcanonical_sample(s, e, 100)
+        with pytest.raises(SymplearnError, match="escape energy"):
+            s.sample(10, energy_range=(0.1, e))
+    with pytest.raises(SymplearnError, match=">= 0"):
+        microcanonical_sample(s, -0.01, 100)
+    # just below the saddles the measure exists: every sample on the shell, inside the well
+    z = microcanonical_sample(s, 0.16, 200, seed=3)
+    assert float((s.hamiltonian(z) - 0.16).abs().max()) < 1e-12
+    assert bool(s.in_well(z[:, :2]).all())

@@ -6,8 +6,14 @@ pressure, total momentum, the radial distribution function g(r) and the mean squ
 (on unwrapped positions, which the dynamics keeps). Drivers: :func:`nve` (velocity Verlet through
 the library's ``integrate``) and :func:`langevin_baoab` (a thermostat for preparing states).
 
-Temperature convention (LAMMPS): ``T = 2 KE / (3N - 3)`` (total momentum is conserved);
-pressure ``P = (2 KE + W) / (3 V)`` with the virial ``W = sum_{i<j} r_ij . f_ij``.
+Temperature convention: the kinetic energy of the motion relative to the centre of mass over the
+``3N - 3`` degrees of freedom that motion has, ``T = 2 (KE - |P|^2 / 2M) / (3N - 3)`` (LAMMPS
+``compute temp/com``). For the states symplearn prepares (fcc + Maxwell-Boltzmann, and Langevin
+followed by :func:`remove_total_momentum`) ``P = 0`` and NVE keeps it, so this is LAMMPS' default
+``2 KE / (3N - 3)``; a state whose centre of mass moves is not read as hotter than it is.
+``temperature(..., frame="lab")`` gives ``2 KE / (3N)`` (all 3N momenta thermal, e.g. states
+saved during Langevin dynamics, whose total momentum is a random variable).
+Pressure ``P = (2 KE + W) / (3 V)`` with the virial ``W = sum_{i<j} r_ij . f_ij``.
 """
 
 from __future__ import annotations
@@ -39,15 +45,64 @@ def potential_energy(system: ParticleSystem, z: Tensor) -> Tensor:
     return _check_system(system).potential_energy(z[..., : system.n_dof])
 
 
-def temperature(system: ParticleSystem, z: Tensor) -> Tensor:
-    """Instantaneous temperature ``2 KE / (3N - 3)`` (k_B = 1). Args: z: ``(..., 6N)``. Returns ``(...)``."""
-    return 2.0 * kinetic_energy(system, z) / (3 * system.n_particles - 3)
-
-
 def total_momentum(system: ParticleSystem, z: Tensor) -> Tensor:
     """Total momentum. Args: z: ``(..., 6N)``. Returns ``(..., 3)``."""
     p = z[..., _check_system(system).n_dof :]
     return p.reshape(*p.shape[:-1], system.n_particles, 3).sum(-2)
+
+
+def centre_of_mass_kinetic_energy(system: ParticleSystem, z: Tensor) -> Tensor:
+    """Kinetic energy of the centre-of-mass motion ``|P|^2 / (2 M)`` (M the total mass).
+
+    Args: z: ``(..., 6N)``. Returns ``(...)``."""
+    P = total_momentum(system, z)
+    return 0.5 * (P * P).sum(-1) / system.masses.sum().to(P)
+
+
+FRAMES = ("com", "lab")
+
+
+def temperature(system: ParticleSystem, z: Tensor, *, frame: str = "com") -> Tensor:
+    """Instantaneous temperature (k_B = 1): ``2 KE_dof / dof`` for the degrees of freedom counted.
+
+    Args:
+        z: ``(..., 6N)``.
+        frame: ``"com"`` (default): the motion relative to the centre of mass, ``3N - 3`` degrees
+            of freedom, ``T = 2 (KE - |P|^2 / 2M) / (3N - 3)`` (LAMMPS ``compute temp/com``; equal
+            to LAMMPS' ``2 KE / (3N - 3)`` when the total momentum is zero, as in every state
+            symplearn prepares and every NVE run from one). ``"lab"``: all ``3N`` momenta,
+            ``T = 2 KE / (3N)``, for states whose total momentum is itself thermal (saved during
+            Langevin dynamics, before :func:`remove_total_momentum`).
+
+    Returns:
+        ``(...)``.
+
+    Raises:
+        SymplearnError: an unknown frame.
+    """
+    ke = kinetic_energy(system, z)
+    if frame == "com":
+        return 2.0 * (ke - centre_of_mass_kinetic_energy(system, z)) / (3 * system.n_particles - 3)
+    if frame == "lab":
+        return 2.0 * ke / (3 * system.n_particles)
+    raise SymplearnError(f"frame must be one of {', '.join(FRAMES)}, got {frame!r}")
+
+
+def remove_total_momentum(system: ParticleSystem, z: Tensor) -> Tensor:
+    """The state with the centre-of-mass velocity removed: ``p_i <- p_i - m_i P / M``.
+
+    As LAMMPS ``velocity all zero linear`` (``mom yes``) and ASE ``Stationary`` without
+    rescaling: the motion relative to the centre of mass is unchanged, so a canonical state keeps
+    its temperature ``2 KE / (3N - 3)`` in expectation. NVE velocity Verlet then conserves
+    ``P = 0`` (pair forces sum to zero) and the centre of mass stays put.
+
+    Args: z: ``(..., 6N)``. Returns ``(..., 6N)`` (total momentum zero to round-off)."""
+    n, N = _check_system(system).n_dof, system.n_particles
+    q, p = z[..., :n], z[..., n:]
+    m = system.masses.to(p)
+    P = p.reshape(*p.shape[:-1], N, 3).sum(-2, keepdim=True)  # (..., 1, 3)
+    p = p.reshape(*p.shape[:-1], N, 3) - m[:, None] * P / m.sum()
+    return torch.cat([q, p.reshape(*q.shape)], -1)
 
 
 def pressure(system: ParticleSystem, z: Tensor, *, virial: Tensor | None = None) -> Tensor:
@@ -72,7 +127,8 @@ def thermo(system: ParticleSystem, z: Tensor) -> dict[str, Tensor]:
         z: ``(..., 6N)``.
 
     Returns:
-        dict of ``(...)`` tensors: ``ke``, ``pe``, ``energy``, ``temperature``, ``pressure``.
+        dict of ``(...)`` tensors: ``ke``, ``pe``, ``energy``, ``temperature`` (centre-of-mass
+        frame, see :func:`temperature`), ``pressure``.
     """
     _check_system(system)
     with torch.no_grad():
@@ -82,7 +138,7 @@ def thermo(system: ParticleSystem, z: Tensor) -> dict[str, Tensor]:
             "ke": ke,
             "pe": c["energy"],
             "energy": ke + c["energy"],
-            "temperature": 2.0 * ke / (3 * system.n_particles - 3),
+            "temperature": temperature(system, z),
             "pressure": (2.0 * ke + c["virial"]) / (3.0 * system.volume),
         }
 
@@ -124,18 +180,29 @@ def radial_distribution(
     return 0.5 * (edges[1:] + edges[:-1]), counts / ideal
 
 
-def mean_squared_displacement(system: ParticleSystem, z: Tensor) -> Tensor:
-    """Mean squared displacement from the first saved state, on unwrapped positions.
+def mean_squared_displacement(system: ParticleSystem, z: Tensor, *, remove_drift: bool = True) -> Tensor:
+    """Mean squared displacement from the first saved state, on unwrapped positions, in the
+    centre-of-mass frame.
+
+    ``d_i(t) = x_i(t) - x_i(0) - (X(t) - X(0))`` with ``X`` the centre of mass (mass-weighted),
+    so a drifting centre of mass (a state with non-zero total momentum) adds nothing: a uniform
+    translation of every particle has MSD 0.
 
     Args:
         z: trajectory ``(T, ..., 6N)`` (or positions ``(T, ..., 3N)``) with unwrapped positions
             (as the dynamics produces them; do not wrap before calling).
+        remove_drift: subtract the centre-of-mass displacement (default); False: the raw
+            ``<|x_i(t) - x_i(0)|^2>``.
 
     Returns:
-        ``(T, ...)``: ``<|x_i(t) - x_i(0)|^2>`` averaged over particles.
+        ``(T, ...)``: ``<|d_i(t)|^2>`` averaged over particles.
     """
     x = _check_system(system).positions(z)
-    return ((x - x[:1]) ** 2).sum(-1).mean(-1)
+    d = x - x[:1]
+    if remove_drift:
+        m = system.masses.to(d)
+        d = d - (m[:, None] * d).sum(-2, keepdim=True) / m.sum()
+    return (d**2).sum(-1).mean(-1)
 
 
 def first_peak(r: Tensor, g: Tensor) -> tuple[float, float]:
@@ -197,6 +264,7 @@ def langevin_baoab(
     friction: float = 1.0,
     seed: int = 0,
     save_every: int | None = None,
+    zero_momentum: bool = True,
 ) -> tuple[Tensor, Tensor | None]:
     """Langevin dynamics with the BAOAB splitting (Leimkuhler & Matthews 2013), to prepare states.
 
@@ -211,6 +279,11 @@ def langevin_baoab(
         temperature: bath temperature (> 0); friction: gamma (1/tau, > 0).
         seed: seed of the private noise generator.
         save_every: also return every k-th state (``None``: only the final state).
+        zero_momentum: remove the total momentum of the final state
+            (:func:`remove_total_momentum`), which the thermostat leaves random (its noise does
+            not conserve momentum): an NVE run from it then has a resting centre of mass and the
+            ``3N - 3`` degrees of freedom :func:`temperature` counts. The saved states are
+            returned as sampled (their total momentum is thermal: ``temperature(frame="lab")``).
 
     Returns:
         ``(z_final (..., 6N), saved (T, ..., 6N) or None)``.
@@ -240,6 +313,8 @@ def langevin_baoab(
             if save_every and k % save_every == 0:
                 saved.append(torch.cat([q, p], -1))
     z = torch.cat([q, p], -1)
+    if zero_momentum:
+        z = remove_total_momentum(system, z)
     return z, (torch.stack(saved) if saved else None)
 
 

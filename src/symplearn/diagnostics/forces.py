@@ -209,9 +209,18 @@ class JacobianAsymmetry:
         values: ``(n_configs,)`` ``lambda = ||J_anti||_F / ||J||_F`` at each configuration.
         max: largest lambda.
         method: ``"autograd"`` or ``"finite-differences"``.
-        floor: the value below which lambda counts as zero for this method (round-off for
-            autograd, ``1e-6`` for central differences).
-        verdict: ``"symmetric"`` or ``"asymmetric"``.
+        floor: the largest lambda that counts as zero, the detection limit in lambda. Autograd:
+            ``1e-12`` (round-off of a symmetric Hessian's two triangles). Finite differences:
+            measured on the calculator under test, ``4 x`` the largest change of
+            ``||J_anti|| / ||J||`` between the steps ``eps`` and ``eps / 2`` (a real curl is the
+            same at both steps; round-off, ``~ eps_mach |F| / eps``, and truncation,
+            ``~ eps^2 |d^3 F|``, are not), at least ``1e-12``.
+        detection_limit: the smallest antisymmetric part ``||J_anti||_F`` (energy / length^2)
+            the run could have detected: ``floor x ||J||_F`` (the smallest over the
+            configurations).
+        verdict: ``"symmetric"`` or ``"asymmetric"`` (some configuration's lambda above its
+            floor).
+        floors: ``(n_configs,)`` the floor of each configuration.
     """
 
     values: list
@@ -219,6 +228,8 @@ class JacobianAsymmetry:
     method: str
     floor: float
     verdict: str
+    detection_limit: float = float("nan")
+    floors: list | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -271,7 +282,9 @@ def jacobian_asymmetry(
     configs = configs.detach().to(torch.float64)
     if configs.ndim == 1:
         configs = configs[None]
-    values = []
+    if not (eps > 0 and math.isfinite(eps)):
+        raise SymplearnError(f"eps must be a positive number, got {eps!r}")
+    values, floors, limits = [], [], []
     for q in configs:
         S = _cluster(q, n_atoms, box)
         cols = (3 * S[:, None] + torch.arange(3)).reshape(-1)
@@ -284,17 +297,29 @@ def jacobian_asymmetry(
                     (g,) = torch.autograd.grad(F[k], qq, retain_graph=True, allow_unused=False)
                     rows.append(g[cols])
             J = torch.stack(rows)
+            floor = 1e-12
         else:
-            E = torch.eye(q.shape[0], dtype=torch.float64)[cols] * eps  # (3m, 3N)
-            with torch.no_grad():
-                Fp = force_fn(q + E)[:, cols]
-                Fm = force_fn(q - E)[:, cols]
-            J = ((Fp - Fm) / (2 * eps)).T  # J[a, b] = dF_a / dq_b
+
+            def fd(h: float, q=q, cols=cols) -> Tensor:
+                E = torch.eye(q.shape[0], dtype=torch.float64)[cols] * h  # (3m, 3N)
+                with torch.no_grad():
+                    Fp = force_fn(q + E)[:, cols].to(torch.float64)
+                    Fm = force_fn(q - E)[:, cols].to(torch.float64)
+                return ((Fp - Fm) / (2 * h)).T  # J[a, b] = dF_a / dq_b
+
+            J, J2 = fd(eps), fd(eps / 2)
+            change = float((0.5 * (J - J.T) - 0.5 * (J2 - J2.T)).norm() / J.norm().clamp_min(1e-300))
+            floor = max(4.0 * change, 1e-12)
         anti = 0.5 * (J - J.T)
-        values.append(float(anti.norm() / J.norm().clamp_min(1e-300)))
-    floor = 1e-12 if method == "autograd" else 1e-6
+        norm = float(J.norm().clamp_min(1e-300))
+        values.append(float(anti.norm()) / norm)
+        floors.append(floor)
+        limits.append(floor * norm)
     mx = max(values)
-    return JacobianAsymmetry(values, mx, method, floor, "symmetric" if mx <= floor else "asymmetric")
+    asym = any(v > f for v, f in zip(values, floors))
+    return JacobianAsymmetry(
+        values, mx, method, max(floors), "asymmetric" if asym else "symmetric", min(limits), floors
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -310,8 +335,9 @@ class NVEAudit:
         drift_over_ke_std: ``|slope| T_run / std(KE)`` (the energy change the drift makes over the
             run, in units of the kinetic-energy fluctuation).
         energy_std_over_ke_std: ``std(E) / std(KE)``.
-        temperature_start, temperature_end: ``2 KE / (3N - 3)`` averaged over the first and last
-            tenth of the run.
+        temperature_start, temperature_end: ``2 (KE - |P|^2 / 2M) / (3N - 3)`` (centre-of-mass
+            frame, :func:`symplearn.md.temperature`) averaged over the first and last tenth of the
+            run.
         energy_kind: ``"own"`` (the model's energy) or ``"reference"``.
         verdict: ``"bounded"`` when ``drift_over_ke_std < threshold``, else ``"drifting"``.
         wall_s: wall time of the run.
@@ -333,11 +359,13 @@ class NVEAudit:
         return asdict(self)
 
 
-def energy_statistics(t, energy, kinetic, n_particles: int) -> dict:
+def energy_statistics(t, energy, kinetic, n_particles: int, com_kinetic=None) -> dict:
     """Drift and fluctuation numbers of an NVE record.
 
     Args:
         t: ``(T,)`` times; energy, kinetic: ``(T,)`` total and kinetic energy; n_particles: N.
+        com_kinetic: ``(T,)`` kinetic energy of the centre-of-mass motion ``|P|^2 / 2M``, taken
+            out of the temperature (``None``: zero, a resting centre of mass).
 
     Returns:
         dict with ``slope_per_particle_per_tau``, ``drift_over_ke_std``,
@@ -350,7 +378,8 @@ def energy_statistics(t, energy, kinetic, n_particles: int) -> dict:
     ke_std = float(K.std()) or 1e-300
     span = float(t[-1] - t[0])
     k = max(1, len(t) // 10)
-    temp = 2.0 * K / (3 * n_particles - 3)
+    Kcm = 0.0 if com_kinetic is None else np.asarray(com_kinetic, dtype=np.float64)
+    temp = 2.0 * (K - Kcm) / (3 * n_particles - 3)
     return {
         "slope_per_particle_per_tau": slope,
         "drift_over_ke_std": abs(slope) * n_particles * span / ke_std,
@@ -399,7 +428,11 @@ def nve_audit(
         raise SymplearnError("the system has no energy: pass reference= (e.g. the true LJ fluid)")
     with torch.no_grad():
         pot = pot_sys.compute(z[..., :n], virial=False)["energy"]
-    st = energy_statistics(traj.t.numpy(), (kin + pot).numpy(), kin.numpy(), system.n_particles)
+    P = z[..., n:].reshape(*z.shape[:-1], -1, 3).sum(-2)
+    kcm = 0.5 * (P * P).sum(-1) / system.masses.sum().to(P)
+    st = energy_statistics(
+        traj.t.numpy(), (kin + pot).numpy(), kin.numpy(), system.n_particles, com_kinetic=kcm.numpy()
+    )
     verdict = "bounded" if st["drift_over_ke_std"] < threshold else "drifting"
     return NVEAudit(
         n_steps, float(dt), energy_kind="own" if own else "reference", threshold=threshold, verdict=verdict,
@@ -413,20 +446,22 @@ def ase_nve_audit(atoms, *, dt: float = 0.005, n_steps: int = 500, threshold: fl
     unit mapping, see :mod:`symplearn.ase`). Energy: ``atoms.get_total_energy()``."""
     from ase.md.verlet import VelocityVerlet
 
-    ts, es, ks = [], [], []
+    ts, es, ks, kcm = [], [], [], []
     dyn = VelocityVerlet(atoms, timestep=dt)
+    mass = float(atoms.get_masses().sum())
 
     def record():
         ts.append(dyn.get_time())
         ks.append(atoms.get_kinetic_energy())
         es.append(atoms.get_potential_energy() + ks[-1])
+        kcm.append(0.5 * float((atoms.get_momenta().sum(0) ** 2).sum()) / mass)
 
     dyn.attach(record, interval=10)
     t0 = time.perf_counter()
     record()
     dyn.run(n_steps)
     wall = time.perf_counter() - t0
-    st = energy_statistics(ts, es, ks, len(atoms))
+    st = energy_statistics(ts, es, ks, len(atoms), com_kinetic=kcm)
     verdict = "bounded" if st["drift_over_ke_std"] < threshold else "drifting"
     return NVEAudit(
         n_steps, float(dt), energy_kind="own", threshold=threshold, verdict=verdict, wall_s=wall, **st
@@ -458,7 +493,8 @@ class ForceCheck:
             f"loop work        max |W| = {self.loop.max_abs:.3e} (relative {self.loop.relative:.3e}, "
             f"quadrature error <= {max(self.loop.quadrature_error):.1e}): {self.loop.verdict}",
             f"Jacobian         lambda = {self.jacobian.max:.3e} ({self.jacobian.method}, floor "
-            f"{self.jacobian.floor:.0e}): {self.jacobian.verdict}",
+            f"{self.jacobian.floor:.1e} measured, smallest detectable ||J_anti|| "
+            f"{self.jacobian.detection_limit:.1e}): {self.jacobian.verdict}",
         ]
         if self.nve:
             a = self.nve

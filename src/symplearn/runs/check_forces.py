@@ -104,14 +104,16 @@ def load_target(cfg: Config):
 
 
 def probe_state(cfg: Config, n_particles: int, density: float) -> tuple[LennardJones, torch.Tensor]:
-    """A Langevin-equilibrated LJ liquid state ``(6N,)`` and the LJ system it came from."""
+    """A Langevin-equilibrated LJ liquid state ``(6N,)`` (total momentum removed, so the NVE audit's
+    centre of mass rests) and the LJ system it came from."""
     from ..md import langevin_baoab
 
     lj = LennardJones(n_particles, density=density, cutoff_treatment="switched")
     z = lj.sample(1, temperature=cfg.temperature, seed=cfg.seed)[0]
     z, _ = langevin_baoab(
-        lj, z, cfg.dt, cfg.equilibration_steps, temperature=cfg.temperature, seed=cfg.seed + 1
-    )
+        lj, z, cfg.dt, cfg.equilibration_steps, temperature=cfg.temperature, seed=cfg.seed + 1,
+        zero_momentum=True,
+    )  # fmt: skip
     return lj, z
 
 

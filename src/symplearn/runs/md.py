@@ -1,7 +1,8 @@
 """Molecular dynamics of a particle system: ``symplearn md lennard-jones --n 256 ... --out DIR``.
 
 fcc start at a density with Maxwell-Boltzmann momenta at a temperature (the LAMMPS ``in.lj``
-protocol by default), an optional Langevin (BAOAB) equilibration, then NVE velocity Verlet
+protocol by default), an optional Langevin (BAOAB) equilibration (its random total momentum removed,
+as LAMMPS ``velocity ... mom yes``), then NVE velocity Verlet
 through the library's ``integrate``. Writes ``trajectory.extxyz`` (ASE / OVITO / MDAnalysis),
 ``thermo.csv`` (step, time, KE, PE, E, T, P), ``metrics.json``, ``report.md`` and figures (pair
 potential, g(r), energy over time).
@@ -136,8 +137,13 @@ def run(config: Config, out: str | Path) -> Report:
             temperature=cfg.temperature,
             friction=cfg.friction,
             seed=cfg.seed,
+            zero_momentum=True,
         )
-        _log(cfg, f"md: Langevin equilibration, {cfg.equilibrate} steps at T = {cfg.temperature:g}")
+        _log(
+            cfg,
+            f"md: Langevin equilibration, {cfg.equilibrate} steps at T = {cfg.temperature:g} "
+            "(total momentum removed before NVE)",
+        )
 
     # NVE in chunks (one progress line each), thermo states every thermo_every steps
     states, steps = [z], [0]
@@ -211,7 +217,9 @@ def run(config: Config, out: str | Path) -> Report:
             f"{cfg.cutoff:g} ({cfg.cutoff_treatment}), {system.neighbor} pair search, {cfg.dtype}. "
             f"First g(r) peak at r = {r_peak:.3f} sigma, height {g_peak:.3f}. Files: "
             "`trajectory.extxyz` (wrapped positions, momenta, `unwrapped` array), `thermo.csv`.",
-            "Conventions: T = 2 KE / (3N - 3) (as LAMMPS), P = (2 KE + W) / (3V), no tail corrections.",
+            "Conventions: T = 2 (KE - |P|^2/2M) / (3N - 3) (LAMMPS compute temp/com; the total momentum P "
+            "is zero here: the fcc start has none and a Langevin equilibration's is removed before NVE), "
+            "P = (2 KE + W) / (3V), no tail corrections.",
         ],
         metrics=metrics,
     )

@@ -232,9 +232,11 @@ def microcanonical_sample(
         ``(n, 2 n_dof)`` states ``(q, p)``.
 
     Raises:
-        SymplearnError: ``n`` not a positive integer, a non-finite energy, an energy with no
-            admissible state (below the minimum of V), or a Hamiltonian whose kinetic energy is
-            not quadratic in p.
+        SymplearnError: ``n`` not a positive integer, a non-finite energy, an energy outside the
+            range ``System.sample`` accepts (the same check: Henon-Heiles at or above its escape
+            energy ``1 / (6 lam^2)``, where the accessible region is unbounded, or below 0), an
+            energy with no admissible state (below the minimum of V), or a Hamiltonian whose
+            kinetic energy is not quadratic in p.
     """
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise SymplearnError(f"n must be a positive integer (number of samples), got {n!r}")
@@ -244,6 +246,16 @@ def microcanonical_sample(
         raise SymplearnError(f"energy must be a number, got {energy!r}") from None
     if not math.isfinite(energy):
         raise SymplearnError(f"energy must be finite, got {energy}")
+    check_range = getattr(system, "_energy_range", None)
+    if check_range is not None:  # the energies System.sample accepts (Henon-Heiles: below escape)
+        try:
+            check_range((energy, energy))
+        except SymplearnError as e:
+            raise SymplearnError(
+                f"microcanonical_sample: the measure on the shell E = {energy:g} does not exist for "
+                f"{getattr(system, 'name', type(system).__name__)} (the accessible region is not "
+                f"bounded or is empty): {e}"
+            ) from None
     gen = seeded_generator(seed)
     _check_quadratic(system, gen)
     d = system.n_dof
