@@ -62,6 +62,13 @@ def test_unknown_system_lists_valid_names_without_traceback():
         (["experiment", "spring", "--set", "widht=3"], "width"),
         (["experiment", "pendulum", "--set", "square_center=abc"], "2.0,0.0"),
         (["experiment", "spring", "--set", "periods=1.5"], "like the default 50"),
+        # a fixed-size tuple (a range) needs both ends; a variable-length one takes any number,
+        # so the error is the next setting's
+        (["experiment", "double-pendulum", "--set", "energy_band=3.0"], "like the default 2.5,3.5"),
+        (
+            ["experiment", "double-pendulum", "--set", "lyap_energies=1.0,3.0", "--set", "lyap_dt=-1"],
+            "lyap_dt must be a positive number",
+        ),
     ],
 )
 def test_bad_input_gets_one_line_and_exit_2(capsys, tmp_path, argv, needle):

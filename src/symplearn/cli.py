@@ -145,7 +145,12 @@ def cmd_experiment(args) -> int:
             elif isinstance(default, tuple):  # comma-separated, elements typed like the default's
                 kind = type(default[0]) if default else str
                 overrides[key] = tuple(kind(v.strip()) for v in value.split(",") if v.strip())
-                if len(default) and kind is not str and len(overrides[key]) != len(default):
+                # a fixed-size tuple (``tuple[float, float]``, a range) needs as many values;
+                # ``tuple[float, ...]`` takes any number
+                variadic = "..." in str(fields[key].type)
+                if not variadic and len(default) and len(overrides[key]) != len(default):
+                    raise ValueError(value)
+                if not overrides[key]:
                     raise ValueError(value)
             else:
                 overrides[key] = type(default)(value)
