@@ -47,7 +47,7 @@ SYMPNETS = [
     pytest.param(GSympNet, id="g"),
     pytest.param(functools.partial(GSympNet, scale="free"), id="g-free"),
     pytest.param(GradientSympNet, id="grad"),
-    pytest.param(functools.partial(PSympNet, layers=8, width=32), id="p"),
+    pytest.param(functools.partial(PSympNet, layers=2), id="p"),
 ]
 
 

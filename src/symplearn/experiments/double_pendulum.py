@@ -36,7 +36,7 @@ from torch import Tensor
 from .. import diagnostics as dg
 from .._errors import SymplearnError
 from ..diagnostics.chaos import lyapunov_vs_energy
-from ..diagnostics.statistics import wasserstein_1d
+from ..diagnostics.statistics import wasserstein_1d, wasserstein_circle
 from ..dynamics import FlowMap, HamiltonianDynamics, discretize
 from ..integrators import get_integrator
 from ..models import build_model
@@ -59,8 +59,18 @@ ROLLOUT_INTEGRATORS = {
     "hnn": ("implicit-midpoint", "symplectic for a non-separable learned H"),
     "hnn-raw": ("implicit-midpoint", "symplectic for a non-separable learned H"),
     "lnn": ("rk4", "the field lives in (q, q_dot), where no canonical symplectic scheme applies"),
+    "lnn-structured": ("rk4", "the field lives in (q, q_dot), where no canonical symplectic scheme applies"),
     "sympnet-g": ("own step", "a learned symplectic flow map of step dt"),
+    "sympnet-g-free": ("own step", "a learned symplectic flow map of step dt"),
     "sympnet-la": ("own step", "a learned symplectic flow map of step dt"),
+    "sympnet-p": ("own step", "a learned symplectic flow map of step dt"),
+}
+
+#: experiment row -> (model kind, extra constructor arguments) where they differ from the row
+MODEL_VARIANTS = {
+    "hnn-raw": ("hnn", {}),
+    "sympnet-g-free": ("sympnet-g", {"scale": "free"}),
+    "lnn-structured": ("lnn-structured", {"angles": True}),
 }
 
 TWO_PI = 2.0 * math.pi
@@ -113,11 +123,21 @@ class Config:
     traj_per_shell: int = 16
     data_dt: float = 0.02
     data_steps: int = 150
-    models: tuple[str, ...] = ("mlp", "hnn", "lnn", "sympnet-g")
+    models: tuple[str, ...] = (
+        "mlp",
+        "hnn",
+        "lnn",
+        "lnn-structured",
+        "sympnet-g",
+        "sympnet-g-free",
+        "sympnet-p",
+    )
     width: int = 128
     depth: int = 2
     sympnet_layers: int = 8
     sympnet_width: int = 64
+    psympnet_layers: int = 32
+    psympnet_width: int = 16
     steps: int = 3000
     lnn_steps: int = 600
     lnn_width: int = 64
@@ -153,6 +173,8 @@ class Config:
                 width=min(self.width, 32),
                 sympnet_layers=min(self.sympnet_layers, 4),
                 sympnet_width=min(self.sympnet_width, 16),
+                psympnet_layers=min(self.psympnet_layers, 8),
+                psympnet_width=min(self.psympnet_width, 8),
                 steps=min(self.steps, 150),
                 lnn_steps=min(self.lnn_steps, 50),
                 horizon=min(self.horizon, 20.0),
@@ -160,7 +182,7 @@ class Config:
                 model_lyap_t=min(self.model_lyap_t, 10.0),
                 n_mc=min(self.n_mc, 5000),
                 lnn_horizon=min(self.lnn_horizon, 20.0),
-                models=tuple(m for m in self.models if m != "lnn"),
+                models=tuple(m for m in self.models if not m.startswith("lnn")),
             )
         for name in ("lyap_dt", "lyap_t", "ref_t", "ref_dt_rk4", "ref_dt_gl4", "data_dt", "roll_dt"):
             v = getattr(cfg, name)
@@ -318,6 +340,7 @@ def _reference_exponent(cfg: Config, system: Any) -> dict[str, Any]:
     a, b = out["rk4"]["mean"], out["gauss-legendre-4"]["mean"]
     out["relative_difference"] = abs(a - b) / (0.5 * (a + b))
     out["energy"] = float(system.hamiltonian(z_rest))
+    out["energy_mgl"] = out["energy"] / (system.m2 * system.g * system.l2)
     return out
 
 
@@ -366,16 +389,22 @@ def _train(kind: str, cfg: Config, data: TrainingData):
     if kind == "hnn":  # the HNN with (cos q, sin q) inputs of models/angles.py: periodic energy
         model = AngleHNN(2, width=cfg.width, depth=cfg.depth).double()
     else:
+        base, extra = MODEL_VARIANTS.get(kind, (kind, {}))
+        if base == "sympnet-p":
+            width, layers = cfg.psympnet_width, cfg.psympnet_layers
+        elif base.startswith("sympnet"):
+            width, layers = cfg.sympnet_width, cfg.sympnet_layers
+        else:
+            width, layers = (cfg.lnn_width if base.startswith("lnn") else cfg.width), None
         model = build_model(
-            "hnn" if kind == "hnn-raw" else kind,
+            base,
             ignore_unused=True,
             n_dof=2,
             dt=cfg.data_dt,
-            width={"lnn": cfg.lnn_width}.get(
-                kind, cfg.sympnet_width if kind.startswith("sympnet") else cfg.width
-            ),
+            width=width,
             depth=cfg.depth,
-            layers=cfg.sympnet_layers,
+            layers=layers,
+            **extra,
         ).double()
     loss = "rollout" if isinstance(model, FlowMap) else "auto"
     res = fit(
@@ -409,7 +438,8 @@ def _marginals(system: Any, z: Tensor) -> dict[str, Tensor]:
 
 
 def _w1(a: dict[str, Tensor], b: dict[str, Tensor]) -> dict[str, float]:
-    return {k: wasserstein_1d(a[k], b[k]) for k in a}
+    """W1 of each marginal: on the circle for the angles (arc length), on the line for energy."""
+    return {k: (wasserstein_circle if k in ("q1", "q2") else wasserstein_1d)(a[k], b[k]) for k in a}
 
 
 def _geo_mean_rel_error(z: Tensor, ref: Tensor) -> float:
@@ -613,7 +643,7 @@ def run(config: Config, out: str | Path) -> Report:
         rdtype = getattr(torch, cfg.rollout_dtype)
         model_r = copy.deepcopy(model).to(rdtype)
         flow_r = TorusLift(model_r, None if integ == "own step" else integ, dt)
-        horizon = cfg.lnn_horizon if kind == "lnn" else cfg.horizon
+        horizon = cfg.lnn_horizon if kind.startswith("lnn") else cfg.horizon
         log(cfg.quiet, f"{kind}: rollout of {horizon:g} s ({integ}, dt = {dt:g}, {cfg.rollout_dtype})")
         x0 = to_model_states(model, system, zA).to(rdtype)
         ro = rollout(flow_r, x0, round(horizon / dt), round(cfg.save_dt / dt), canon)
@@ -826,7 +856,7 @@ def _sections(cfg, curve, ref, lam_shell, floor, mc_ke, rows, goals, data) -> li
         f"chaotic shells (mean > 0.1/s) the ensemble mean changes by at most {100 * worst[1]:.1f} % (at "
         f"{worst[0]:g} mgl); on the near-regular low shells the finite-time exponent is O(log t / t) and "
         "keeps falling, so no relative criterion applies there.",
-        f"**Exponent released from rest at q1 = q2 = pi/2** (E = {ref['energy'] / 9.81:.2f} mgl), each "
+        f"**Exponent released from rest at q1 = q2 = pi/2** (E = {ref['energy_mgl']:.2f} mgl), each "
         f"over a cloud of {cfg.ref_cloud} states within 1e-8 of it, {cfg.ref_t:g} s after a "
         f"{cfg.lyap_transient:g} s transient: RK4 (dt = {rk['dt']:g}) {rk['mean']:.4f} +- {rk['sem']:.4f}, "
         f"Gauss-Legendre 4 (dt = {gl['dt']:g}) {gl['mean']:.4f} +- {gl['sem']:.4f}: they differ by "
