@@ -88,16 +88,18 @@ def test_angles_make_mass_and_potential_periodic():
 
 
 def test_learns_the_pendulum_mass_and_potential_from_accelerations():
-    """Trained by fit on the pendulum's accelerations (fixed seed), the held-out acceleration
-    error is below 2 % of the accelerations' spread (measured 1.4 %), and on |q| <= 1.5 (where
-    the data are) the learned Lagrangian is the true one up to the scale accelerations cannot
-    see (L and c L have the same Euler-Lagrange equation): M(q) constant to 5 % (measured
-    1.5 %), and (V(q) - V(0)) / M equal to g (1 - cos q), g/L = 9.81, to 5 % of its range
-    (measured 0.5 %)."""
+    """Trained by fit on the pendulum's accelerations (weights and minibatches seeded 0, 1000
+    steps), the held-out RMS acceleration error is below 2 % of the accelerations' spread
+    (measured 0.8 %; 0.6-0.8 % for initial seeds 0-2), and on |q| <= 1.5 (where the data are) the
+    learned Lagrangian is the true one up to the scale accelerations cannot see (L and c L have the
+    same Euler-Lagrange equation): M(q) constant to 5 % (measured 1.7 %; 1.4-5.2 % for seeds 0-2),
+    and (V(q) - V(0)) / M equal to g (1 - cos q), g/L = 9.81, to 5 % of its range (measured
+    0.2 %)."""
     system = get_system("pendulum")
     data = sl.generate_dataset(system, n_traj=32, n_steps=40, dt=0.05, seed=0)
+    torch.manual_seed(0)
     model = build_model("lnn-structured", n_dof=1, width=32, angles=True).to(F64)
-    res = sl.fit(model, data, steps=600, lr=3e-3, seed=0, progress=False)
+    res = sl.fit(model, data, steps=1000, lr=3e-3, seed=0, progress=False)
     assert res.loss == "acceleration"
     assert res.test_loss < (0.02) ** 2 * float(data.dzdt[..., 1].var()), res.test_loss
     q = torch.linspace(-1.5, 1.5, 9, dtype=F64)[:, None]  # where the data lie (|q| <= 1.58)
