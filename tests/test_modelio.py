@@ -40,6 +40,8 @@ KINDS = {
     "sympnet-la": {"dt": 0.1},
     "sympnet-g": {"dt": 0.1, "width": 8},
     "sympnet-grad": {"dt": 0.1, "width": 8},
+    "sympnet-p": {"dt": 0.1, "layers": 3, "width": 4},
+    "lnn-structured": {"width": 8, "angles": True},
     "dhnn": {"width": 16},
     "phnn": {"width": 16},
     "mlp-t": {"width": 16},
