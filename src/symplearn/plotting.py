@@ -72,6 +72,10 @@ FIG_STYLE: Mapping[str, Mapping[str, str]] = MappingProxyType(
         "sympnet": {"color": "tab:purple", "ls": "-"},
         "la-sympnet": {"color": "tab:purple", "ls": "-"},
         "g-sympnet": {"color": "tab:purple", "ls": "-"},
+        # variants of one family: another shade and dash, so they can share a figure
+        "lnn-structured": {"color": "darkgreen", "ls": "--"},
+        "sympnet-g-free": {"color": "magenta", "ls": "--"},
+        "sympnet-p": {"color": "indigo", "ls": "-."},
         # integrators
         "euler": {"color": "tab:orange", "ls": "-"},
         "symplectic-euler": {"color": "tab:pink", "ls": "-"},
