@@ -7,10 +7,11 @@ of mgl = 9.81):
 1. Truth: the largest Lyapunov exponent versus energy over microcanonical ensembles (with a
    convergence check: half the step, twice the time), and the exponent released from rest at
    q1 = q2 = pi/2 (E = 3 mgl) by two integrators (RK4 and Gauss-Legendre 4).
-2. Models (MLP, HNN, LNN, SympNet-G) trained on states from a band of energies around 3 mgl,
-   rolled out from microcanonical states of the 3 mgl shell for a long horizon with the
-   integrator that suits each; per model: true energy along the rollout, Lyapunov exponent of
-   the learned flow, 1-D Wasserstein distances of the marginals of q1, q2 (wrapped) and the
+2. Models of the three families (HNN; Cranmer's LNN and the structured LNN; SympNet-G with
+   dt-scaled and fixed-step shears and the P-SympNet) and the MLP, trained on states from a band
+   of energies around 3 mgl, rolled out from microcanonical states of the 3 mgl shell for a long
+   horizon with the integrator that suits each; per model: true energy along the rollout, Lyapunov exponent of
+   the learned flow, 1-D Wasserstein distances of the marginals of q1, q2 (on the circle) and the
    kinetic energy against the microcanonical measure (noise floor: two independent sets of true
    trajectories), short-horizon error against the chaos floor, collapse/escape time.
 
@@ -49,7 +50,7 @@ from ..training import TrainingData, fit, seed_everything
 from ._common import history_for_plot, log, to_canonical_states, to_model_states
 
 DESCRIPTION = (
-    "double pendulum: Lyapunov exponent vs energy, invariant-measure statistics of MLP/HNN/LNN/SympNet "
+    "double pendulum: Lyapunov exponent vs energy, invariant-measure statistics of MLP/HNN/LNNs/SympNets "
     "rollouts against the microcanonical measure"
 )
 

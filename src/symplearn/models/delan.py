@@ -136,10 +136,13 @@ class StructuredLNN(ModelMixin, nn.Module, Dynamics):
         return self.potential_net(self._features(q))
 
     # -- mechanics --------------------------------------------------------------------------
+    def kinetic(self, q: Tensor, qdot: Tensor) -> Tensor:
+        """``q_dot^T M(q) q_dot / 2``. Args: q, qdot: ``(..., n)``. Returns: ``(...)``."""
+        return 0.5 * (qdot[..., None, :] @ self.mass_matrix(q) @ qdot[..., :, None])[..., 0, 0]
+
     def lagrangian(self, q: Tensor, qdot: Tensor) -> Tensor:
         """``L(q, q_dot)``. Args: q, qdot: ``(..., n)``. Returns: ``(...)``."""
-        M = self.mass_matrix(q)
-        return 0.5 * (qdot[..., None, :] @ M @ qdot[..., :, None])[..., 0, 0] - self.potential(q)
+        return self.kinetic(q, qdot) - self.potential(q)
 
     def momenta(self, q: Tensor, qdot: Tensor) -> Tensor:
         """The Legendre map ``p = M(q) q_dot``. Args: q, qdot: ``(..., n)``. Returns: ``(..., n)``."""
@@ -152,11 +155,12 @@ class StructuredLNN(ModelMixin, nn.Module, Dynamics):
             NonFiniteError: NaN or infinite derivatives (non-finite inputs or weights).
         """
 
-        def m_qdot(y: Tensor) -> Tensor:  # q -> M(q) q_dot, q_dot held fixed
-            return (self.mass_matrix(y) @ qdot[..., None])[..., 0]
+        def m_qdot(y: Tensor) -> tuple[Tensor, Tensor]:  # q -> M(q) q_dot (q_dot fixed), and M
+            M = self.mass_matrix(y)
+            return (M @ qdot[..., None])[..., 0], M
 
-        _, mdot_qdot = jvp(m_qdot, (q,), (qdot,))  # (dM/dt) q_dot = (dM/dq . q_dot) q_dot
-        _, pull = vjp(m_qdot, q)
+        _, mdot_qdot = jvp(lambda y: m_qdot(y)[0], (q,), (qdot,))  # (dM/dt) q_dot = (dM/dq . q_dot) q_dot
+        _, pull, M = vjp(m_qdot, q, has_aux=True)
         (dT,) = pull(qdot)  # d/dq (q_dot^T M q_dot), q_dot fixed
         _, pull_v = vjp(self.potential, q)
         (grad_v,) = pull_v(torch.ones(q.shape[:-1], dtype=q.dtype, device=q.device))
@@ -167,7 +171,7 @@ class StructuredLNN(ModelMixin, nn.Module, Dynamics):
                 f"the structured Lagrangian's forces are NaN or infinite at {bad} of "
                 f"{rhs[..., 0].numel()} samples; check the inputs and the weights"
             )
-        return torch.linalg.solve(self.mass_matrix(q), rhs[..., None])[..., 0]
+        return torch.linalg.solve(M, rhs[..., None])[..., 0]
 
     def vector_field(self, t, x: Tensor) -> Tensor:
         """``d/dt (q, q_dot) = (q_dot, q_ddot)`` (autonomous). Args: x: ``(..., 2n)`` Lagrangian
@@ -181,8 +185,7 @@ class StructuredLNN(ModelMixin, nn.Module, Dynamics):
         Args: x: ``(..., 2n)`` Lagrangian states. Returns: ``(...)``."""
         self._check_state(x)
         q, qdot = split(x)
-        M = self.mass_matrix(q)
-        return 0.5 * (qdot[..., None, :] @ M @ qdot[..., :, None])[..., 0, 0] + self.potential(q)
+        return self.kinetic(q, qdot) + self.potential(q)
 
     def hamiltonian(self, x: Tensor) -> Tensor:
         """Same as :meth:`energy` (on **Lagrangian** states, as for the LNN). Args: x:
