@@ -21,6 +21,7 @@ EXPERIMENTS: dict[str, str] = {
     "noether": "symplearn.experiments.noether",
     "double-pendulum": "symplearn.experiments.double_pendulum",
     "lennard-jones": "symplearn.experiments.lennard_jones",
+    "decision-guide": "symplearn.experiments.decision_guide",
 }
 
 
