@@ -26,6 +26,7 @@ frames with their reference labels; ``check-forces`` and ``md --potential`` star
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
@@ -196,9 +197,11 @@ def run(args) -> int:
     wall = time.perf_counter() - t0
     model.eval()
     val_idx, train_idx = fit["val_idx"], fit["train_idx"]
-    held = errors(model, data, val_idx)
-    trained = errors(model, data, train_idx)
-    base = _baselines(data, train_idx, val_idx, N)
+    # the errors in float64 against the file's labels (as check-forces and the calculator evaluate)
+    exact, data64 = copy.deepcopy(model).double(), frames.data(torch.float64)
+    held = errors(exact, data64, val_idx)
+    trained = errors(exact, data64, train_idx)
+    base = _baselines(data64, train_idx, val_idx, N)
     metrics = {
         "model": args.model,
         "kind": kind,
