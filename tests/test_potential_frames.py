@@ -9,6 +9,7 @@ Lennard-Jones fluid (checked here on the frames as read back)."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 
 import numpy as np
@@ -107,6 +108,7 @@ def test_heldout_errors_are_measured_and_small(folders, frames_file, name):
         assert m["heldout_energy_rmse_per_atom"] is None and m["heldout_energy_mae_per_atom"] is None
     atoms, cfg = _heldout_atoms(folder, frames_file)
     assert cfg["data"]["file"] == str(frames_file) and cfg["symplearn_version"] == __version__
+    assert cfg["data"]["sha256"] == hashlib.sha256(frames_file.read_bytes()).hexdigest()
     assert cfg["training"]["package"] == f"symplearn {__version__}" and len(atoms) == 6
     model = load_model(folder).double()
     q = torch.as_tensor(np.stack([a.get_positions() for a in atoms])).reshape(len(atoms), -1)

@@ -27,6 +27,7 @@ frames with their reference labels; ``check-forces`` and ``md --potential`` star
 from __future__ import annotations
 
 import copy
+import hashlib
 import time
 from pathlib import Path
 
@@ -222,6 +223,7 @@ def run(args) -> int:
         "data": {
             "file": str(args.data),
             "absolute_path": str(Path(args.data).resolve()),
+            "sha256": hashlib.sha256(Path(args.data).read_bytes()).hexdigest(),
             "format": "extxyz frames",
             "n_frames": F,
             "n_atoms": N,
