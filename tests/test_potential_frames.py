@@ -169,6 +169,10 @@ def test_calculator_from_folder_direct_model_has_forces_not_energy(folders, fram
     assert np.abs(a.get_forces() - own["forces"].numpy().reshape(-1, 3)).max() < 1e-12
     with pytest.raises(PropertyNotImplementedError):
         a.get_potential_energy()
+    smaller = a[:-1]
+    smaller.calc = a.calc
+    with pytest.raises(SymplearnError, match="the box it was trained in"):
+        smaller.get_forces()
     from symplearn.modelio import save_model
     from symplearn.models import build_model
 

@@ -93,7 +93,12 @@ class SymplearnCalculator(Calculator):
             if n != s.n_particles or abs(L - s.box_length) > 1e-9 * L:
                 raise SymplearnError(
                     f"the Atoms ({n} atoms, box {L:.6g}) do not match the system "
-                    f"(N={s.n_particles}, box {s.box_length:.6g}); pass a PairPotential instead"
+                    f"(N={s.n_particles}, box {s.box_length:.6g}); "
+                    + (
+                        "a learned potential runs in the box it was trained in"
+                        if hasattr(s, "config")
+                        else "pass a PairPotential instead"
+                    )
                 )
             return s
         if s is None or s.n_particles != n or s.box_length != L:
