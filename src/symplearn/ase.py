@@ -64,6 +64,26 @@ class SymplearnCalculator(Calculator):
         self.neighbor = neighbor
         self.dtype = dtype
         self._system = potential if isinstance(potential, ParticleSystem) else None
+        if not getattr(potential, "has_energy", True):  # a direct-force model: forces, no energy
+            self.implemented_properties = ["forces", "stress"]
+
+    @classmethod
+    def from_folder(
+        cls, folder: str | os.PathLike, *, dtype: torch.dtype = torch.float64, **kwargs
+    ) -> SymplearnCalculator:
+        """A calculator for the learned potential of a model folder (``symplearn train --data
+        frames.extxyz --model potential-conservative``, or the Lennard-Jones experiment's
+        ``model_*`` folders), evaluated in ``dtype``. The Atoms must be the model's box (its
+        number of atoms and cubic cell). A direct-force model gives forces and stress only
+        (``get_potential_energy`` raises ``PropertyNotImplementedError``).
+
+        Raises:
+            SymplearnError: the folder does not load (see :func:`symplearn.modelio.load_model`)
+                or holds a model that is not a particle potential.
+        """
+        from .frames import load_potential
+
+        return cls(load_potential(folder, dtype=dtype), dtype=dtype, **kwargs)
 
     def _system_for(self, atoms: Atoms) -> ParticleSystem:
         L = _cubic_box(atoms)
@@ -73,7 +93,12 @@ class SymplearnCalculator(Calculator):
             if n != s.n_particles or abs(L - s.box_length) > 1e-9 * L:
                 raise SymplearnError(
                     f"the Atoms ({n} atoms, box {L:.6g}) do not match the system "
-                    f"(N={s.n_particles}, box {s.box_length:.6g}); pass a PairPotential instead"
+                    f"(N={s.n_particles}, box {s.box_length:.6g}); "
+                    + (
+                        "a learned potential runs in the box it was trained in"
+                        if hasattr(s, "config")
+                        else "pass a PairPotential instead"
+                    )
                 )
             return s
         if s is None or s.n_particles != n or s.box_length != L:
@@ -91,9 +116,10 @@ class SymplearnCalculator(Calculator):
         q = torch.as_tensor(self.atoms.get_positions(), dtype=self.dtype).reshape(-1)
         with torch.no_grad():
             out = system.compute(q, virial=False, virial_tensor=True)
-        energy = float(out["energy"])
-        self.results["energy"] = energy
-        self.results["free_energy"] = energy
+        if "energy" in self.implemented_properties:
+            energy = float(out["energy"])
+            self.results["energy"] = energy
+            self.results["free_energy"] = energy
         self.results["forces"] = out["forces"].reshape(-1, 3).double().numpy()
         w = out["virial_tensor"].double().numpy()
         s = -0.5 * (w + w.T) / self.atoms.get_volume()

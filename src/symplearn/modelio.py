@@ -68,6 +68,7 @@ def save_model(
     config: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     history: dict[str, list] | None = None,
+    files: dict[str, bytes] | None = None,
 ) -> Path:
     """Write a trained model to ``folder``, whole: staged beside it and moved in with one rename
     (files already there that are not the model's, e.g. a checkpoint, are carried over).
@@ -85,13 +86,15 @@ def save_model(
             ``provenance``.
         metrics: numbers for ``metrics.json`` (e.g. ``FitResult.metrics()``).
         history: a loss history (``FitResult.history``) for ``loss.png``.
+        files: more files of the folder, ``{name: content}`` (plain names, not the model's own
+            file names), written into the staged folder with the rest.
 
     Returns:
         The folder.
 
     Raises:
-        SymplearnError: a model without a ``config``, reserved keys in ``config``, or
-            non-finite weights.
+        SymplearnError: a model without a ``config``, reserved keys in ``config``, a file name
+            that is not a plain name or is one of the model's own, or non-finite weights.
     """
     model_config = getattr(model, "config", None)
     if not isinstance(model_config, dict) or "kind" not in model_config:
@@ -138,6 +141,10 @@ def save_model(
         figure = plot_loss_history(history, title=f"Training loss ({loss_name})" if loss_name else None)
     folder = Path(folder)
     ours = {WEIGHTS_NAME, CONFIG_NAME, METRICS_NAME, LOSS_FIGURE_NAME, COMPLETE_NAME}
+    files = dict(files or {})
+    bad = [n for n in files if n in ours or Path(n).name != n or n in ("", ".", "..")]
+    if bad:
+        raise SymplearnError(f"save_model: extra file names must be plain new names, got {bad}")
     keep = tuple(sorted(e.name for e in folder.iterdir() if e.name not in ours)) if folder.is_dir() else ()
     with staged_folder(folder, replace=True, keep=keep) as tmp:
         write_bytes(tmp / WEIGHTS_NAME, weights)
@@ -146,6 +153,8 @@ def save_model(
             write_json(tmp / METRICS_NAME, metrics)
         if figure is not None:
             save_figure(figure, tmp / LOSS_FIGURE_NAME)
+        for name, content in files.items():
+            write_bytes(tmp / name, content)
     return folder
 
 

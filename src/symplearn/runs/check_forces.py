@@ -11,7 +11,11 @@ verdict::
 
 The probe configuration is a Lennard-Jones liquid (symplearn's true LJ fluid, Langevin-equilibrated
 from an fcc start at the given temperature, reduced units: sigma = Angstrom, epsilon = eV for ASE)
-in the model's box, or for an ASE calculator in a box of ``n_particles`` at ``density``.
+in the model's box, or for an ASE calculator in a box of ``n_particles`` at ``density``. A
+model folder trained on a user's frames (``symplearn train --data frames.extxyz --model
+potential-...``) is probed at its first held-out frame instead (stored in the folder), with
+Maxwell-Boltzmann momenta at ``temperature`` (``k_B T`` in the data's energy unit); a direct-force
+model of such a folder has no energy to audit, so its verdict rests on loop work and Jacobian.
 """
 
 from __future__ import annotations
@@ -122,11 +126,20 @@ def run(config: Config, out: str | Path | None = None) -> dfo.ForceCheck:
     cfg = config.resolved()
     t0 = time.perf_counter()
     kind, target = load_target(cfg)
+    probe = None
     if kind == "model":
-        N = target.n_particles
-        lj, z = probe_state(cfg, N, target.density)
+        from ..frames import probe_positions
+        from ..systems.particles import maxwell_boltzmann
+
         fn = dfo.system_force_fn(target)
         box = target.box_length
+        probe = probe_positions(cfg.target, target)
+        if probe is None:  # no frames of its own (e.g. the LJ experiment's): an LJ liquid in its box
+            lj, z = probe_state(cfg, target.n_particles, target.density)
+        else:  # a frames-trained folder: its first held-out frame, momenta at the temperature
+            lj = None
+            p = maxwell_boltzmann(target.masses, cfg.temperature, seed=cfg.seed)[0]
+            z = torch.cat([probe[0], p])
     else:
         from ..ase import to_atoms
 
@@ -134,12 +147,14 @@ def run(config: Config, out: str | Path | None = None) -> dfo.ForceCheck:
         atoms = to_atoms(lj, z)
         fn = dfo.ase_force_fn(target, atoms)
         box = lj.box_length
-    q = z[: lj.n_dof]
+    q = z[: z.shape[0] // 2]
     audit = None
-    if cfg.nve_steps:
+    own = getattr(target, "has_energy", True)
+    # a direct-force model has no energy: its NVE run is judged by the true LJ energy, which only
+    # exists for the LJ probe; a frames-trained direct model is judged by loop work and Jacobian
+    if cfg.nve_steps and (kind != "model" or own or lj is not None):
         if kind == "model":
-            ref = None if getattr(target, "has_energy", True) else lj
-            audit = dfo.nve_audit(target, z, dt=cfg.dt, n_steps=cfg.nve_steps, reference=ref)
+            audit = dfo.nve_audit(target, z, dt=cfg.dt, n_steps=cfg.nve_steps, reference=None if own else lj)
         else:
             atoms.calc = target
             audit = dfo.ase_nve_audit(atoms, dt=cfg.dt, n_steps=cfg.nve_steps)
@@ -152,7 +167,12 @@ def run(config: Config, out: str | Path | None = None) -> dfo.ForceCheck:
         out.mkdir(parents=True, exist_ok=True)
         write_json(
             out / "check_forces.json",
-            {"config": asdict(cfg), **check.as_dict(), "wall_time_s": time.perf_counter() - t0},
+            {
+                "config": asdict(cfg),
+                "probe": "held-out frame 0 of the folder" if probe is not None else "Lennard-Jones liquid",
+                **check.as_dict(),
+                "wall_time_s": time.perf_counter() - t0,
+            },
         )
     return check
 
@@ -195,5 +215,7 @@ def _cmd(args: argparse.Namespace) -> int:
         equilibration_steps=args.equilibrate, n_loops=args.loops, loop_points=args.loop_points,
     )  # fmt: skip
     check = run(cfg, args.out)
+    if check.nve is None and cfg.nve_steps and not cfg.quiet:
+        print("NVE audit        skipped: the model has no energy and its folder no reference energy")
     print(check.summary() if not cfg.quiet else f"verdict: {check.verdict.upper()}")
     return 0 if check.verdict == "conservative" else 1

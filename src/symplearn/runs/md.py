@@ -6,6 +6,13 @@ as LAMMPS ``velocity ... mom yes``), then NVE velocity Verlet
 through the library's ``integrate``. Writes ``trajectory.extxyz`` (ASE / OVITO / MDAnalysis),
 ``thermo.csv`` (step, time, KE, PE, E, T, P), ``metrics.json``, ``report.md`` and figures (pair
 potential, g(r), energy over time).
+
+``--potential DIR`` runs a learned potential's model folder instead (``symplearn train --data
+frames.extxyz --model potential-...``, or the Lennard-Jones experiment's ``model_*``): the number
+of atoms, box and cutoff are the model's; the start is the folder's first held-out frame (an fcc
+lattice for a folder without frames) with Maxwell-Boltzmann momenta at ``--temperature`` (``k_B T``
+in the data's energy unit, ``--dt`` in its time unit). A direct-force model has no energy: its PE
+and E columns are NaN.
 """
 
 from __future__ import annotations
@@ -50,6 +57,8 @@ class Config:
         neighbor: "auto", "vesin" or "all-pairs"; skin: neighbour-list skin.
         dtype: "float64" or "float32".
         quiet: no progress lines.
+        potential: a learned potential's model folder to run instead of ``system`` (its N, box
+            and cutoff are used; ``n``, ``density``, ``cutoff`` and ``cutoff_treatment`` are not).
     """
 
     system: str = "lennard-jones"
@@ -69,6 +78,7 @@ class Config:
     skin: float = 0.3
     dtype: str = "float64"
     quiet: bool = False
+    potential: str | None = None
 
     def resolved(self) -> Config:
         """Validate (raising :class:`SymplearnError` with what would work) and return self."""
@@ -96,7 +106,12 @@ class Config:
         return self
 
     def build_system(self) -> LennardJones:
-        """The particle system (validates density, temperature, cutoff vs box, N)."""
+        """The particle system (validates density, temperature, cutoff vs box, N); with
+        ``potential``, the learned model of that folder (in ``dtype``)."""
+        if self.potential:
+            from ..frames import load_potential
+
+            return load_potential(self.potential, dtype=DTYPES[self.dtype])
         cls = lookup(self.system, MD_SYSTEMS, "particle system")
         return cls(
             self.n,
@@ -126,8 +141,21 @@ def run(config: Config, out: str | Path) -> Report:
     system = cfg.build_system()
     dtype = DTYPES[cfg.dtype]
     N = system.n_particles
-    z = system.sample(1, temperature=cfg.temperature, seed=cfg.seed, dtype=dtype)[0]
-    _log(cfg, f"md: {system!r}, box {system.box_length:.4f}, {system.neighbor} pairs, {cfg.steps} steps")
+    learned = bool(cfg.potential)
+    probe = None
+    if learned:
+        from ..frames import probe_positions
+        from ..systems.particles import _check_temperature, maxwell_boltzmann
+
+        _check_temperature(cfg.temperature)
+        probe = probe_positions(cfg.potential, system)
+    if probe is not None:  # the folder's first held-out frame, momenta at the temperature
+        p = maxwell_boltzmann(system.masses, cfg.temperature, seed=cfg.seed)[0]
+        z = torch.cat([probe[0], p]).to(dtype)
+    else:
+        z = system.sample(1, temperature=cfg.temperature, seed=cfg.seed, dtype=dtype)[0]
+    what = f"{system.kind} model of {cfg.potential} (N={N})" if learned else repr(system)
+    _log(cfg, f"md: {what}, box {system.box_length:.4f}, {system.neighbor} pairs, {cfg.steps} steps")
     if cfg.equilibrate:
         z, _ = md.langevin_baoab(
             system,
@@ -179,7 +207,8 @@ def run(config: Config, out: str | Path) -> Report:
     E = th["energy"].double().numpy()
     KE = th["ke"].double().numpy()
     half = len(steps) // 2  # second half of the run: the averages (the start may be melting)
-    slope = float(np.polyfit(t, E / N, 1)[0]) if len(t) > 2 else float("nan")
+    finite_e = bool(np.isfinite(E).all())  # a direct-force model has no energy (NaN)
+    slope = float(np.polyfit(t, E / N, 1)[0]) if len(t) > 2 and finite_e else float("nan")
     r, g = md.radial_distribution(system, zt[half:].double(), n_bins=200)
     r_peak, g_peak = md.first_peak(r, g)
     metrics = {
@@ -189,15 +218,34 @@ def run(config: Config, out: str | Path) -> Report:
         "temperature_mean": float(th["temperature"][half:].mean()),
         "potential_energy_per_particle_mean": float(th["pe"][half:].mean() / N),
         "pressure_mean": float(th["pressure"][half:].mean()),
-        "energy_std_over_ke_std": float(E.std() / KE.std()) if KE.std() > 0 else float("nan"),
+        "energy_std_over_ke_std": float(E.std() / KE.std()) if KE.std() > 0 and finite_e else float("nan"),
         "energy_drift_per_particle_per_tau": slope,
         "g_r_peak": {"r": r_peak, "height": g_peak},
         "neighbor": system.neighbor,
         "box_length": system.box_length,
     }
+    if learned:
+        metrics["potential"] = {
+            "folder": str(cfg.potential),
+            "kind": system.kind,
+            "has_energy": system.has_energy,
+        }
+        metrics["start"] = "held-out frame 0 of the folder" if probe is not None else "fcc lattice"
+    figures = {
+        "pair_potential.png": _pair_figure(system),
+        "g_r.png": _gr_figure(r, g, r_peak, g_peak, system.density),
+        "energy.png": _energy_figure(t, th, N),
+    }
+    if figures["pair_potential.png"] is None:  # a many-body model has no pair potential to draw
+        del figures["pair_potential.png"]
+    if learned:
+        title = f"MD: learned {system.kind} ({cfg.potential}), N = {N}, box {system.box_length:.5g}"
+        setup = f"Learned {system.kind} model from {cfg.potential}, cutoff {system.pair.cutoff:g}"
+    else:
+        title = f"MD: {cfg.system}, N = {N}, density {cfg.density:g}"
+        setup = f"Cutoff {cfg.cutoff:g} ({cfg.cutoff_treatment})"
     report = Report(
-        title=f"MD: {cfg.system}, N = {N}, density {cfg.density:g}, T0 = {cfg.temperature:g}, "
-        f"{cfg.steps} steps of {cfg.dt:g}",
+        title=f"{title}, T0 = {cfg.temperature:g}, {cfg.steps} steps of {cfg.dt:g}",
         rows={"nve": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}},
         columns=[
             Column("temperature_mean", "<T>"),
@@ -207,14 +255,10 @@ def run(config: Config, out: str | Path) -> Report:
             Column("energy_drift_per_particle_per_tau", "drift (eps/tau/N)", ".2e"),
             Column("steps_per_s", "steps/s", ".4g"),
         ],
-        figures={
-            "pair_potential.png": _pair_figure(system),
-            "g_r.png": _gr_figure(r, g, r_peak, g_peak, cfg),
-            "energy.png": _energy_figure(t, th, N),
-        },
+        figures=figures,
         sections=[
-            f"Averages over the second half of the run (t >= {t[half]:.3g} tau). Cutoff "
-            f"{cfg.cutoff:g} ({cfg.cutoff_treatment}), {system.neighbor} pair search, {cfg.dtype}. "
+            f"Averages over the second half of the run (t >= {t[half]:.3g} tau). {setup}, "
+            f"{system.neighbor} pair search, {cfg.dtype}. "
             f"First g(r) peak at r = {r_peak:.3f} sigma, height {g_peak:.3f}. Files: "
             "`trajectory.extxyz` (wrapped positions, momenta, `unwrapped` array), `thermo.csv`.",
             "Conventions: T = 2 (KE - |P|^2/2M) / (3N - 3) (LAMMPS compute temp/com; the total momentum P "
@@ -242,6 +286,16 @@ def _figure(figsize=(6.4, 4.4)):
 
 def _pair_figure(system):
     pair = system.pair
+    if hasattr(system, "pair_energy"):  # a learned pair potential
+        fig, ax = _figure()
+        r = torch.linspace(0.5 * pair.cutoff, pair.cutoff, 400, dtype=torch.float64)
+        with torch.no_grad():
+            dtype = next(system.parameters()).dtype
+            ax.plot(r, system.pair_energy(r.to(dtype)).double(), color="C0")
+        ax.set(xlabel="pair distance r", ylabel="phi(r)", title="Learned pair potential")
+        return fig
+    if not hasattr(pair, "epsilon"):
+        return None
     fig, ax = _figure()
     r = torch.linspace(0.9, pair.cutoff + 0.5, 600, dtype=torch.float64)
     raw = 4 * pair.epsilon * ((pair.sigma / r) ** 12 - (pair.sigma / r) ** 6)
@@ -259,14 +313,14 @@ def _pair_figure(system):
     return fig
 
 
-def _gr_figure(r, g, r_peak, g_peak, cfg):
+def _gr_figure(r, g, r_peak, g_peak, density):
     fig, ax = _figure()
     ax.plot(r, g, color="C0", lw=1.5, label="g(r), second half of the run")
     ax.plot([r_peak], [g_peak], "v", color="C3", label=f"first peak: r = {r_peak:.3f}, g = {g_peak:.2f}")
     ax.axhline(1, color="0.7", lw=0.8, ls="--", label="ideal gas")
     ax.set_xlabel(r"r ($\sigma$)")
     ax.set_ylabel("g(r)")
-    ax.set_title(f"Radial distribution function (density {cfg.density:g})")
+    ax.set_title(f"Radial distribution function (density {density:.4g})")
     ax.legend(fontsize=8)
     return fig
 
@@ -298,16 +352,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     """
     d = Config()
     p = subparsers.add_parser("md", help="molecular dynamics of a particle system (NVE, fcc start)")
-    p.add_argument("system", help=f"particle system: {', '.join(MD_SYSTEMS)}")
-    p.add_argument("--n", type=int, default=d.n, help=f"number of particles, 4 k^3 (default {d.n})")
-    p.add_argument("--density", type=float, default=d.density, help=f"number density (default {d.density})")
+    p.add_argument(
+        "system", nargs="?", default=d.system, help=f"particle system: {', '.join(MD_SYSTEMS)} (default)"
+    )
+    p.add_argument(
+        "--potential", default=None, metavar="DIR", help="a learned potential's model folder to run instead"
+    )
+    # None: not given (the defaults are filled in config_from_args; --potential brings its own)
+    p.add_argument("--n", type=int, default=None, help=f"number of particles, 4 k^3 (default {d.n})")
+    p.add_argument("--density", type=float, default=None, help=f"number density (default {d.density})")
     p.add_argument("--temperature", type=float, default=d.temperature, help="initial temperature")
     p.add_argument("--steps", type=int, default=d.steps, help=f"NVE steps (default {d.steps})")
     p.add_argument("--dt", type=float, default=d.dt, help=f"time step in tau (default {d.dt})")
+    p.add_argument("--cutoff", type=float, default=None, help=f"pair cutoff in sigma (default {d.cutoff})")
     p.add_argument(
-        "--cutoff", type=float, default=d.cutoff, help=f"pair cutoff in sigma (default {d.cutoff})"
+        "--cutoff-treatment",
+        default=None,
+        help=f"{', '.join(CUTOFF_TREATMENTS)} (default {d.cutoff_treatment})",
     )
-    p.add_argument("--cutoff-treatment", default=d.cutoff_treatment, help=", ".join(CUTOFF_TREATMENTS))
     p.add_argument("--equilibrate", type=int, default=0, help="Langevin BAOAB steps before NVE (default 0)")
     p.add_argument("--friction", type=float, default=d.friction, help="Langevin friction (1/tau)")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -323,16 +385,32 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """The :class:`Config` of parsed ``md`` arguments (validated)."""
+    d = Config()
+    sizes = {
+        "n": args.n,
+        "density": args.density,
+        "cutoff": args.cutoff,
+        "cutoff_treatment": args.cutoff_treatment,
+    }
+    potential = getattr(args, "potential", None)
+    if potential:
+        given = [f"--{k.replace('_', '-')}" for k, v in sizes.items() if v is not None]
+        if given:
+            raise SymplearnError(
+                f"--potential {potential} brings its own number of atoms, box and cutoff; "
+                f"drop {', '.join(given)}"
+            )
+        if args.system != d.system:
+            raise SymplearnError(f"give either a system ({args.system}) or --potential DIR, not both")
+    sizes = {k: getattr(d, k) if v is None else v for k, v in sizes.items()}
     return replace(
         Config(),
         system=args.system,
-        n=args.n,
-        density=args.density,
+        potential=potential,
+        **sizes,
         temperature=args.temperature,
         steps=args.steps,
         dt=args.dt,
-        cutoff=args.cutoff,
-        cutoff_treatment=args.cutoff_treatment,
         equilibrate=args.equilibrate,
         friction=args.friction,
         seed=args.seed,

@@ -17,11 +17,14 @@ from ..modelio import save_model
 from ..models import build_model
 from ..systems import get_system
 from ..training import distributed, fit, fit_ensemble
+from . import _train_potential
 from ._common import check_data_memory, check_memory
 from .args import DTYPE_NAMES, DTYPES, parse_params, pos_float, pos_int
 
 
 def _main(args) -> int:
+    if _train_potential.wants(args):  # labelled frames -> a learned interatomic potential
+        return _train_potential.run(args)
     # under torchrun (WORLD_SIZE > 1) every rank checks the input before the process group
     # exists, so bad input makes every rank exit 2 at once; the lock is rank 0's (see below)
     launched = distributed.launched_world_size() > 1
@@ -245,4 +248,5 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--ensemble", type=pos_int, default=None, metavar="K", help="train K seeds at once (seed .. seed+K-1)"
     )
+    _train_potential.add_arguments(p)
     p.set_defaults(func=_main, data_parallel=True)  # runs under torchrun (cli.main)
