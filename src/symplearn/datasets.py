@@ -1003,10 +1003,11 @@ def load_trajectories(
 
 
 def is_trajectory_file(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is to be read by :func:`load_trajectories` (a ``.csv``, or a ``.npz``
-    that is not a symplearn dataset: no JSON sidecar and no ``train_idx`` array)."""
+    """Whether ``path`` is to be read by :func:`load_trajectories`: anything but a ``.npz`` (a
+    ``.csv``; other extensions are refused there), or a ``.npz`` that is not a symplearn dataset
+    (no JSON sidecar and no ``train_idx`` array)."""
     path = Path(path)
-    if path.suffix.lower() == ".csv":
+    if path.suffix.lower() != ".npz":  # (load_trajectories names the two extensions it reads)
         return True
     if path.suffix.lower() != ".npz" or path.with_suffix(".json").is_file():
         return False
@@ -1142,13 +1143,13 @@ def _read_trajectory_csv(path: Path):
             unknown.append(name or f"(empty, column {j + 1})")
             continue
         cols[m.group(1)][int(m.group(2) or 1)] = j
+    if "t" not in header:
+        raise SymplearnError(f"{where}: no t column (the header is {', '.join(header)}) ({_SEE_DOCS})")
     if unknown:
         raise SymplearnError(
             f"{where}: unknown column(s) {', '.join(unknown)}; the header names t, q1..qn, then "
             f"p1..pn or qdot1..qdotn, and optionally traj ({_SEE_DOCS})"
         )
-    if "t" not in header:
-        raise SymplearnError(f"{where}: no t column (the header is {', '.join(header)}) ({_SEE_DOCS})")
     if cols["p"] and cols["qdot"]:
         raise SymplearnError(f"{where}: give p1..pn or qdot1..qdotn columns, not both")
     other = "qdot" if cols["qdot"] else "p"
