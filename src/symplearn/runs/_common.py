@@ -75,7 +75,7 @@ def system_from_config(cfg: dict[str, Any], folder: Any = "the model folder"):
             raise SymplearnError(
                 f"{folder} was trained on the trajectory file {data.get('file')!r}, which names no "
                 f"system; this command needs one (to sample states and know the true energy): "
-                f"`symplearn rollout {folder} --dt {data.get('dt', 'DT')} --steps N --out DIR` "
+                f"`symplearn rollout {folder} --dt {data.get('dt', 0.0):g} --steps N --out DIR` "
                 f"compares the model with the file's held-out trajectories instead"
             )
     return system_from_metadata(cfg, where=f"{folder}/config.json")
