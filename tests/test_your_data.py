@@ -17,7 +17,7 @@ from symplearn.dynamics import discretize
 from symplearn.modelio import load_model
 from symplearn.models import PHNN, build_model
 from symplearn.systems import get_port_system
-from symplearn.training import fit, seed_everything
+from symplearn.training import fit, fit_ensemble, seed_everything
 from symplearn.training.losses import derivative_loss, rollout_loss
 
 
@@ -59,6 +59,16 @@ def test_autonomous_fit_unchanged_by_times():
         fit(model, data, steps=40, batch_size=32, seed=2, progress=False)
         weights.append(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
     assert torch.equal(weights[0], weights[1])
+
+
+def test_ensemble_of_a_time_dependent_model_sees_the_times_as_fit_does():
+    ds = generate_dataset("forced-spring", n_traj=8, dt=0.1, n_steps=30, seed=0)
+    config = build_model("mlp-t", n_dof=1, width=16, depth=2).config
+    ens = fit_ensemble(config, ds, seeds=[0], steps=50, batch_size=64, progress=False, dtype=torch.float64)
+    seed_everything(0)
+    model = build_model("mlp-t", n_dof=1, width=16, depth=2).double()
+    alone = fit(model, ds, steps=50, batch_size=64, seed=0, progress=False)
+    assert ens.results[0].train_loss == pytest.approx(alone.train_loss, rel=1e-9)
 
 
 def test_fit_recovers_the_forcing_of_time():
