@@ -73,7 +73,29 @@ def system_from_metadata(metadata: Any, *, where: str = "the metadata") -> Syste
         raise SymplearnError(
             f"{where}: 'system' must be {{'name': a system name, 'params': {{name: number}}}}, got {entry!r}"
         )
-    return get_system(name, **params)
+    return get_any_system(name, **params)
+
+
+def get_any_system(name: str, **params: float) -> Any:
+    """A conservative system (:func:`~symplearn.systems.get_system`) or a damped/forced one
+    (:func:`~symplearn.systems.get_port_system`, names and aliases of ``PORT_SYSTEMS``, e.g.
+    ``forced-spring``) from its name and parameters.
+
+    Raises:
+        SymplearnError: an unknown name (the message lists both registries) or parameter.
+    """
+    from .systems.dissipative import PORT_ALIASES, PORT_SYSTEMS, get_port_system
+
+    if name in PORT_SYSTEMS or name in PORT_ALIASES:
+        return get_port_system(name, **params)
+    try:
+        return get_system(name, **params)
+    except SymplearnError as err:
+        if f"unknown system {name!r}" not in str(err):
+            raise
+        raise SymplearnError(
+            f"{err}; damped/forced systems: {', '.join(sorted([*PORT_SYSTEMS, *PORT_ALIASES]))}"
+        ) from None
 
 
 def _migrate_metadata(meta: dict[str, Any], version: int) -> dict[str, Any]:
@@ -96,7 +118,8 @@ class Dataset:
     """Trajectories of one system, saved at the same times, split by trajectory.
 
     Attributes:
-        t: saved times ``(T,)``.
+        t: saved times ``(T,)``, or ``(T, K)`` when trajectories start at different times
+            (trajectory files: :func:`load_trajectories`).
         z: states ``(T, K, 2n)`` (K trajectories; noisy if ``metadata["noise_std"] > 0``).
         dzdt: time derivatives ``(T, K, 2n)``: the exact vector field at the clean states (plus
             independent noise of the same std when noise was asked for).
@@ -144,11 +167,20 @@ class Dataset:
             return float(self.metadata["dt"])
         if self.n_times < 2:
             raise SymplearnError("a dataset with one saved time has no time step")
-        return float(self.t[1] - self.t[0])
+        return float((self.t[1] - self.t[0]).reshape(-1)[0])
 
     def system(self) -> System:
-        """Rebuild the ground-truth system from the metadata (name and parameters)."""
+        """Rebuild the ground-truth system from the metadata (name and parameters).
+
+        Raises:
+            SymplearnError: the metadata names no system (a user's trajectory file, see
+                :meth:`has_system`) or an unknown one.
+        """
         return system_from_metadata(self.metadata, where="this dataset's metadata")
+
+    def has_system(self) -> bool:
+        """Whether the metadata names the ground-truth system (a user's trajectory file does not)."""
+        return isinstance(self.metadata, dict) and "system" in self.metadata
 
     def training_view(self) -> TrainingData:
         """The tensors :func:`~symplearn.training.fit` trains on, with the ground-truth system
@@ -334,8 +366,10 @@ def _check_consistent(t, z, dzdt, train_idx, test_idx) -> None:
     for name, x in (("t", t), ("z", z), ("dzdt", dzdt)):
         if not bool(torch.isfinite(x).all()):
             raise NonFiniteError(f"{name} contains NaN or infinite values")
-    if tuple(t.shape) != (z.shape[0],):
-        raise SymplearnError(f"t must have shape (T,) = ({z.shape[0]},), got {tuple(t.shape)}")
+    if tuple(t.shape) not in ((z.shape[0],), tuple(z.shape[:2])):
+        raise SymplearnError(
+            f"t must have shape (T,) = ({z.shape[0]},) or (T, K) = {tuple(z.shape[:2])}, got {tuple(t.shape)}"
+        )
     if dzdt.shape != z.shape:
         raise SymplearnError(f"dzdt must have the shape of z {tuple(z.shape)}, got {tuple(dzdt.shape)}")
     K = z.shape[1]
@@ -404,9 +438,13 @@ def generate_dataset(
             or more substeps).
         NonFiniteError: the integration blew up.
     """
+    from .systems.dissipative import PortHamiltonianDynamics
+
     if isinstance(system, str):
-        system = get_system(system)
-    if not isinstance(system, System):
+        system = get_any_system(system)
+    if not isinstance(system, System) and not (
+        isinstance(system, PortHamiltonianDynamics) and hasattr(system, "sample")
+    ):
         raise SymplearnError(
             f"system must be a symplearn System or a system name, got {type(system).__name__}"
         )
@@ -537,6 +575,12 @@ class TrainingData:
             with ``dzdt = (q_dot, q_ddot)``.
         system: the ground-truth dynamics the data came from, if known; used only by
             :meth:`to_lagrangian` to compute exact accelerations.
+        t: the time of every state, ``(T, K)`` (given as ``(T,)`` when all trajectories share
+            their times, or ``(N,)`` for a ``(N, 2n)`` batch of points), or ``None`` for t = 0
+            everywhere. Every loss of :func:`~symplearn.training.fit` evaluates the model's
+            field at these times (derivative and acceleration losses at each sample's time, a
+            rollout from each window's first time), so time-dependent models (forced systems,
+            PHNN) train through ``fit``; autonomous models ignore them.
     """
 
     z: Tensor
@@ -546,6 +590,7 @@ class TrainingData:
     test_idx: Tensor | None = None
     state_kind: str = "canonical"
     system: Any = None
+    t: Tensor | None = None
 
     def __post_init__(self) -> None:
         z = self.z
@@ -576,6 +621,9 @@ class TrainingData:
                     f"the training data's {name} contains NaN or infinite values "
                     f"(first at time index {time}, trajectory {traj})"
                 )
+        t = self.t
+        if t is not None:
+            t = _times_like(t, z)
         if self.dt is not None:
             check_positive("dt", self.dt)
         if self.state_kind not in STATE_KINDS:
@@ -593,6 +641,7 @@ class TrainingData:
             raise SymplearnError("the training data has no training trajectories (train_idx is empty)")
         object.__setattr__(self, "z", z)
         object.__setattr__(self, "dzdt", dzdt)
+        object.__setattr__(self, "t", t)
         object.__setattr__(self, "dt", None if self.dt is None else float(self.dt))
         object.__setattr__(self, "train_idx", train)
         object.__setattr__(self, "test_idx", test)
@@ -605,21 +654,26 @@ class TrainingData:
         ``metadata`` dict naming the system as ``metadata["system"] = {"name": ..., "params":
         {...}}``, see :func:`system_from_metadata`).
 
+        The dataset's times ``t`` (``(T,)``, or ``(T, K)`` for trajectories that start at
+        different times) become :attr:`t`; a ``metadata["state_kind"]`` of ``"lagrangian"``
+        (a trajectory file of ``q, qdot``) becomes :attr:`state_kind`.
+
         Raises:
             SymplearnError: the times are not equally spaced.
         """
         t_raw = torch.as_tensor(dataset.t)
-        t = t_raw.to(torch.float64).reshape(-1)
+        t = t_raw.to(torch.float64)
+        t = t.reshape(-1) if t.ndim <= 1 else t
         dt = None
-        if t.numel() >= 2:
-            steps = t.diff()
+        if t.shape[0] >= 2:
+            steps = t.diff(dim=0)
             # the dataset's own dt (exact, from its metadata) when it declares one
             try:
                 dt = float(dataset.dt)
             except (AttributeError, SymplearnError, TypeError, ValueError):
                 dt = None
             if dt is None or not math.isfinite(dt):
-                dt = float((t[-1] - t[0]) / (t.numel() - 1))
+                dt = float((t[-1] - t[0]).reshape(-1)[0] / (t.shape[0] - 1))
             # saved times carry rounding errors of their own dtype, relative to |t| not to dt
             eps = torch.finfo(t_raw.dtype).eps if t_raw.is_floating_point() else 0.0
             slack = 1e-6 * abs(dt) + 8.0 * eps * float(t.abs().max())
@@ -631,13 +685,17 @@ class TrainingData:
                 )
         z = torch.as_tensor(dataset.z)
         dzdt = getattr(dataset, "dzdt", None)
+        meta = getattr(dataset, "metadata", None)
+        kind = meta.get("state_kind", "canonical") if isinstance(meta, dict) else "canonical"
         return cls(
             z=z,
             dt=dt,
             dzdt=None if dzdt is None else torch.as_tensor(dzdt),
             train_idx=torch.as_tensor(dataset.train_idx),
             test_idx=torch.as_tensor(dataset.test_idx),
-            system=_system_or_none(getattr(dataset, "metadata", None)),
+            state_kind=kind,
+            system=_system_or_none(meta),
+            t=t_raw if z.ndim == 3 else None,
         )
 
     # -- shape ----------------------------------------------------------------------------
@@ -675,6 +733,7 @@ class TrainingData:
             self,
             z=self.z.to(device=device, dtype=dtype),
             dzdt=None if self.dzdt is None else self.dzdt.to(device=device, dtype=dtype),
+            t=None if self.t is None else self.t.to(device=device, dtype=dtype),
         )
 
     # -- what the losses read -------------------------------------------------------------
@@ -688,6 +747,12 @@ class TrainingData:
     def states(self, split: str) -> Tensor:
         """States of one split's trajectories, ``(T, K_split, 2n)``."""
         return self.z[:, self._index(split).to(self.z.device)]
+
+    def times(self, split: str) -> Tensor | None:
+        """Times of one split's states, ``(T, K_split)``, or ``None`` (t = 0 everywhere)."""
+        if self.t is None:
+            return None
+        return self.t[:, self._index(split).to(self.t.device)]
 
     def derivatives(self, split: str) -> Tensor:
         """Time derivatives of one split, ``(T, K_split, 2n)``: the data's own, or second-order
@@ -725,10 +790,11 @@ class TrainingData:
         n = self.n_dof
         q = self.z[..., :n]
         if system is not None:
-            zdot = self.dzdt if self.dzdt is not None else system.vector_field(0.0, self.z).detach()
+            t = 0.0 if self.t is None else self.t
+            zdot = self.dzdt if self.dzdt is not None else system.vector_field(t, self.z).detach()
 
             def velocity(z: Tensor) -> Tensor:
-                return system.vector_field(0.0, z)[..., :n]
+                return system.vector_field(t, z)[..., :n]
 
             try:
                 _, qddot = torch.func.jvp(velocity, (self.z,), (zdot,))
@@ -755,6 +821,31 @@ class TrainingData:
         )
 
 
+def _times_like(t: Any, z: Tensor) -> Tensor:
+    """The times ``t`` of the states ``z (T, K, 2n)`` as a ``(T, K)`` tensor of z's dtype.
+
+    Raises:
+        SymplearnError: a shape that is neither ``(T,)``, ``(T, K)`` nor (for ``T = 1``) ``(K,)``,
+            or non-finite times.
+    """
+    if not isinstance(t, Tensor):
+        raise SymplearnError(f"t must be a torch.Tensor or None, got {type(t).__name__}")
+    T, K = z.shape[:2]
+    if t.ndim == 1 and t.shape[0] == T:
+        t = t[:, None].expand(T, K)
+    elif t.ndim == 1 and T == 1 and t.shape[0] == K:
+        t = t[None]
+    elif tuple(t.shape) != (T, K):
+        raise SymplearnError(
+            f"t must have shape (T,) = ({T},) or (T, K) = ({T}, {K}) for states of shape "
+            f"{tuple(z.shape)}, got {tuple(t.shape)}"
+        )
+    if not bool(torch.isfinite(t).all()):
+        raise NonFiniteError("the training data's times t contain NaN or infinite values")
+    dtype = z.dtype if z.is_floating_point() else torch.float64
+    return t.to(dtype=dtype, device=z.device)
+
+
 def _system_or_none(metadata: Any) -> System | None:
     """The system a dataset's metadata names, or ``None`` when it names none."""
     if not isinstance(metadata, dict) or "system" not in metadata:
@@ -779,6 +870,365 @@ def as_training_data(data: Any) -> TrainingData:
     )
 
 
+# -- a user's trajectory files ---------------------------------------------------------------
+#: the arrays (``.npz``) a trajectory file may hold; CSV columns: ``t``, ``traj``, ``q1..qn``
+#: (or ``q`` for one degree of freedom), ``p1..pn`` or ``qdot1..qdotn``
+TRAJECTORY_ARRAYS = ("t", "z", "q", "p", "qdot", "dzdt")
+#: how far the steps of one trajectory may differ from their mean, relative to it (times written
+#: with few digits); within it the times are taken as ``t0 + k dt`` exactly
+TIME_STEP_TOLERANCE = 1e-3
+_SEE_DOCS = "see docs/your_data.md"
+
+
+def load_trajectories(
+    path: str | os.PathLike,
+    *,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+) -> Dataset:
+    """Read a user's trajectory file (``.npz`` or ``.csv``) as a :class:`Dataset` with no system.
+
+    ``.npz`` arrays (read with ``allow_pickle=False``; any other array is refused):
+
+    * ``t``: times, ``(T,)`` (shared by all trajectories) or ``(n_traj, T)``;
+    * the states, one of: ``z`` ``(n_traj, T, 2n)`` (q's then p's); ``q`` and ``p``
+      ``(n_traj, T, n)``; ``q`` and ``qdot`` ``(n_traj, T, n)`` (Lagrangian data: only LNNs train
+      on it). A single trajectory may drop the first axis (``z (T, 2n)``, ``q (T, n)``), and
+      ``q (T,)`` is one degree of freedom;
+    * ``dzdt`` (optional): the time derivatives of the states, the shape of ``z`` (of ``(q, qdot)``:
+      ``(qdot, qddot)``).
+
+    ``.csv``: a header row naming the columns ``t``, ``q1 .. qn`` (``q`` when n = 1), then
+    ``p1 .. pn`` or ``qdot1 .. qdotn``, and optionally ``traj`` (a label per row: rows with the
+    same label are one trajectory, in the file's order; without it the file is one trajectory).
+
+    Times must increase along each trajectory with one fixed step ``dt`` (to within
+    :data:`TIME_STEP_TOLERANCE` of it; trajectories may start at different times, and all of them
+    need the same number of times). Without ``dzdt`` the derivatives are second-order finite
+    differences of the states (:func:`finite_difference`: central inside, one-sided at the ends,
+    error ``O(dt^2)``). The split is by trajectory: ``round(test_fraction * n_traj)`` (at least
+    one) held out when there are two or more, none for a single trajectory.
+
+    Args:
+        path: the file.
+        test_fraction: share of trajectories held out, in ``[0, 1)``.
+        seed: seed of the split.
+        dtype: ``torch.float64`` or ``torch.float32``.
+
+    Returns:
+        A :class:`Dataset`: ``t (T,)`` (or ``(T, n_traj)`` for different start times), ``z``,
+        ``dzdt (T, n_traj, 2n)``, ``metadata`` without ``"system"`` (``source``, ``file``,
+        ``file_sha256``, ``state_kind``, ``dt``, ``derivatives``, ...).
+
+    Raises:
+        SymplearnError: one line naming what is missing or wrong: a missing file or another
+            extension, no ``t``, no states or an ambiguous set of arrays, unknown arrays or
+            columns, shapes that do not match, an odd number of state coordinates, a ``p`` (or
+            ``qdot``) column without its ``q`` (or the reverse), NaN or infinite values, times
+            that do not increase or are not equally spaced, too few times.
+    """
+    import hashlib
+
+    path = Path(path)
+    test_fraction = check_float("test_fraction", test_fraction, nonnegative=True)
+    if test_fraction >= 1:
+        raise SymplearnError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
+    seed = check_int("seed", seed, minimum=0)
+    if dtype not in _DTYPES.values():
+        raise SymplearnError(f"dtype must be torch.float64 or torch.float32, got {dtype!r}")
+    suffix = path.suffix.lower()
+    if suffix not in (".npz", ".csv"):
+        raise SymplearnError(
+            f"{str(path)!r}: a trajectory file is a .npz or a .csv file, got "
+            f"{path.suffix or 'no extension'!r} ({_SEE_DOCS})"
+        )
+    if not path.is_file():
+        raise SymplearnError(f"cannot read trajectories: {str(path)!r} does not exist")
+    where = str(path)
+    if suffix == ".npz":
+        try:
+            raw = read_npz(path)
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as err:
+            raise SymplearnError(f"{where!r} is not a readable .npz file: {err}") from None
+        t, z, dzdt, kind = _assemble_npz(raw, where)
+    else:
+        t, z, dzdt, kind = _read_trajectory_csv(path)
+    K, T, d = z.shape
+    t, dt = _regular_times(t, K, where)
+    if dzdt is None:
+        if T < 3:
+            raise SymplearnError(
+                f"{where}: {T} times per trajectory; derivatives by finite differences need at "
+                f"least 3 (or give dzdt)"
+            )
+        dzdt = finite_difference(torch.from_numpy(z), dt, dim=1).numpy()
+        how = "second-order finite differences of the states (central inside, one-sided at the ends)"
+    else:
+        how = "given (dzdt)"
+    n_test = 0 if K == 1 else max(1, round(test_fraction * K)) if test_fraction > 0 else 0
+    if K > 1 and n_test >= K:
+        n_test = K - 1
+    perm = torch.randperm(K, generator=torch.Generator().manual_seed(_derived_seeds(seed)[1]))
+    test_idx, train_idx = perm[:n_test].sort().values, perm[n_test:].sort().values
+    shared = bool(np.all(t == t[:1]))
+    with open(path, "rb") as fh:
+        digest = hashlib.sha256(fh.read()).hexdigest()
+    metadata = {
+        "source": "trajectory file",
+        "file": str(path.resolve()),
+        "file_sha256": digest,
+        "file_format": suffix[1:],
+        "state_kind": kind,
+        "n_dof": d // 2,
+        "n_traj": K,
+        "n_steps": T - 1,
+        "dt": float(dt),
+        "t_start": [float(x) for x in t[:, 0]] if not shared else float(t[0, 0]),
+        "derivatives": how,
+        "test_fraction": float(test_fraction),
+        "seed": int(seed),
+        "dtype": str(dtype).removeprefix("torch."),
+        "symplearn_version": __version__,
+    }
+    times = torch.from_numpy(t[0] if shared else t.T.copy())
+    return Dataset(
+        t=times.to(dtype),
+        z=torch.from_numpy(np.ascontiguousarray(z.transpose(1, 0, 2))).to(dtype),
+        dzdt=torch.from_numpy(np.ascontiguousarray(dzdt.transpose(1, 0, 2))).to(dtype),
+        train_idx=train_idx,
+        test_idx=test_idx,
+        metadata=metadata,
+    )
+
+
+def is_trajectory_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is to be read by :func:`load_trajectories`: anything but a ``.npz`` (a
+    ``.csv``; other extensions are refused there), or a ``.npz`` that is not a symplearn dataset
+    (no JSON sidecar and no ``train_idx`` array)."""
+    path = Path(path)
+    if path.suffix.lower() != ".npz":  # (load_trajectories names the two extensions it reads)
+        return True
+    if path.suffix.lower() != ".npz" or path.with_suffix(".json").is_file():
+        return False
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = {n.removesuffix(".npy") for n in zf.namelist()}
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return "train_idx" not in names
+
+
+def load_training_file(path: str | os.PathLike, *, seed: int = 0, test_fraction: float = 0.2) -> Dataset:
+    """The data of ``symplearn train --data FILE``: a symplearn dataset (:meth:`Dataset.load`,
+    a ``.npz`` with its ``.json`` sidecar) or a user's trajectory file
+    (:func:`load_trajectories`, split with ``seed``)."""
+    if is_trajectory_file(path):
+        return load_trajectories(path, seed=seed, test_fraction=test_fraction)
+    return Dataset.load(path)
+
+
+def _numeric(raw: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
+    unknown = sorted(set(raw) - set(TRAJECTORY_ARRAYS))
+    if unknown:
+        raise SymplearnError(
+            f"{where}: unknown array(s) {', '.join(unknown)}; a trajectory file holds t and z, "
+            f"or q and p, or q and qdot, and optionally dzdt ({_SEE_DOCS})"
+        )
+    out = {}
+    for k, v in raw.items():
+        if v.dtype.kind not in "fiu":
+            raise SymplearnError(f"{where}: array {k} has dtype {v.dtype}; expected numbers")
+        v = v.astype(np.float64)
+        bad = ~np.isfinite(v)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise SymplearnError(f"{where}: array {k} has NaN or infinite values (first at index {first})")
+        out[k] = v
+    return out
+
+
+def _assemble_npz(raw: dict[str, np.ndarray], where: str):
+    """``t (K, T) or (T,)``, ``z (K, T, 2n)``, ``dzdt`` or ``None``, state kind."""
+    a = _numeric(raw, where)
+    if "t" not in a:
+        raise SymplearnError(f"{where}: no array t (the times, shape (T,) or (n_traj, T)) ({_SEE_DOCS})")
+    t = a["t"]
+    if t.ndim not in (1, 2):
+        raise SymplearnError(f"{where}: t must have shape (T,) or (n_traj, T), got {t.shape}")
+    has = {k for k in ("z", "q", "p", "qdot") if k in a}
+    if has == {"z"}:
+        z, kind = a["z"], "canonical"
+        if z.ndim == 2:
+            z = z[None]
+        if z.ndim != 3 or z.shape[-1] == 0:
+            raise SymplearnError(f"{where}: z must have shape (n_traj, T, 2n) or (T, 2n), got {a['z'].shape}")
+        if z.shape[-1] % 2:
+            raise SymplearnError(
+                f"{where}: z has an odd number of coordinates ({z.shape[-1]}); states are q1..qn "
+                f"then p1..pn (2n coordinates)"
+            )
+    elif has in ({"q", "p"}, {"q", "qdot"}):
+        other = "p" if "p" in has else "qdot"
+        kind = "canonical" if other == "p" else "lagrangian"
+        q, v = a["q"], a[other]
+        if q.shape != v.shape:
+            raise SymplearnError(f"{where}: q has shape {q.shape} but {other} has shape {v.shape}")
+
+        def per_traj(x):
+            if x.ndim == 1:  # one trajectory of one degree of freedom
+                return x[None, :, None]
+            if x.ndim == 2 and t.ndim == 2 and x.shape == t.shape:  # (n_traj, T), one degree of freedom
+                return x[..., None]
+            if x.ndim == 2:
+                return x[None]
+            if x.ndim == 3:
+                return x
+            raise SymplearnError(f"{where}: q must have shape (n_traj, T, n), (T, n) or (T,), got {q.shape}")
+
+        z = np.concatenate([per_traj(q), per_traj(v)], -1)
+    elif not has:
+        raise SymplearnError(
+            f"{where}: no states: give z (n_traj, T, 2n), or q and p, or q and qdot ({_SEE_DOCS})"
+        )
+    elif "z" in has:
+        raise SymplearnError(
+            f"{where}: give the states once: z, or q with p (or qdot); the file has {', '.join(sorted(has))}"
+        )
+    elif has == {"p", "qdot"} or has == {"q", "p", "qdot"}:
+        raise SymplearnError(f"{where}: give q with either p or qdot, not both ({', '.join(sorted(has))})")
+    else:
+        missing = "q" if "q" not in has else "p (or qdot)"
+        raise SymplearnError(f"{where}: {', '.join(sorted(has))} without {missing}: the states need both")
+    K, T = z.shape[:2]
+    if t.shape[-1] != T or (t.ndim == 2 and t.shape[0] != K):
+        want = f"({T},) or ({K}, {T})"
+        raise SymplearnError(
+            f"{where}: t has shape {t.shape} but the states have {K} trajectory(ies) of {T} times: "
+            f"t must have shape {want}"
+        )
+    dzdt = a.get("dzdt")
+    if dzdt is not None:
+        dzdt = dzdt[None] if dzdt.ndim == 2 else dzdt
+        if dzdt.shape != z.shape:
+            raise SymplearnError(f"{where}: dzdt has shape {a['dzdt'].shape}, the states {z.shape}")
+    return t, z, dzdt, kind
+
+
+def _read_trajectory_csv(path: Path):
+    import csv
+
+    where = str(path)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise SymplearnError(f"{where} is not a readable CSV file: {err}") from None
+    rows = [r for r in rows if any(c.strip() for c in r)]
+    if not rows:
+        raise SymplearnError(f"{where} is empty: expected a header (t, q1.., p1..) and rows of numbers")
+    header = [c.strip().lower() for c in rows[0]]
+    dup = sorted({c for c in header if header.count(c) > 1})
+    if dup:
+        raise SymplearnError(f"{where}: column(s) {', '.join(dup)} appear more than once in the header")
+    cols: dict[str, dict[int, int]] = {"q": {}, "p": {}, "qdot": {}}
+    unknown = []
+    import re
+
+    for j, name in enumerate(header):
+        m = re.fullmatch(r"(qdot|q|p)(\d*)", name)
+        if name in ("t", "traj"):
+            continue
+        if m is None or m.group(2).startswith("0"):
+            unknown.append(name or f"(empty, column {j + 1})")
+            continue
+        cols[m.group(1)][int(m.group(2) or 1)] = j
+    if "t" not in header:
+        raise SymplearnError(f"{where}: no t column (the header is {', '.join(header)}) ({_SEE_DOCS})")
+    if unknown:
+        raise SymplearnError(
+            f"{where}: unknown column(s) {', '.join(unknown)}; the header names t, q1..qn, then "
+            f"p1..pn or qdot1..qdotn, and optionally traj ({_SEE_DOCS})"
+        )
+    if cols["p"] and cols["qdot"]:
+        raise SymplearnError(f"{where}: give p1..pn or qdot1..qdotn columns, not both")
+    other = "qdot" if cols["qdot"] else "p"
+    nq, nv = sorted(cols["q"]), sorted(cols[other])
+    if not nq or not nv:
+        raise SymplearnError(
+            f"{where}: the states need q1..qn and p1..pn (or qdot1..qdotn) columns; the header has "
+            f"{', '.join(header)}"
+        )
+    n = len(nq)
+    if nq != list(range(1, n + 1)) or nv != nq:
+        names = [f"q{i}" for i in nq] + [f"{other}{i}" for i in nv]
+        raise SymplearnError(
+            f"{where}: {len(names)} state columns ({', '.join(names)}); every q_i needs its "
+            f"{other}_i, numbered from 1: q1..qn, {other}1..{other}n"
+        )
+    order = [cols["q"][i] for i in nq] + [cols[other][i] for i in nv]
+    jt = header.index("t")
+    jk = header.index("traj") if "traj" in header else None
+    groups: dict[str, list[list[float]]] = {}
+    for r, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise SymplearnError(
+                f"{where}, line {r}: {len(row)} values, the header names {len(header)} columns"
+            )
+        vals = []
+        for j in [jt, *order]:
+            cell = row[j].strip()
+            try:
+                x = float(cell)
+            except ValueError:
+                raise SymplearnError(
+                    f"{where}, line {r}, column {header[j]}: {cell!r} is not a number"
+                ) from None
+            if not math.isfinite(x):
+                raise SymplearnError(f"{where}, line {r}, column {header[j]}: {cell} (NaN or infinite)")
+            vals.append(x)
+        groups.setdefault(row[jk].strip() if jk is not None else "", []).append(vals)
+    if not groups:
+        raise SymplearnError(f"{where}: a header but no rows of numbers")
+    lengths = {k: len(v) for k, v in groups.items()}
+    if len(set(lengths.values())) > 1:
+        short = sorted(lengths.items(), key=lambda kv: kv[1])
+        raise SymplearnError(
+            f"{where}: the trajectories have different numbers of rows ({short[0][1]} for traj "
+            f"{short[0][0]!r}, {short[-1][1]} for traj {short[-1][0]!r}); training needs the same number"
+        )
+    data = np.array(list(groups.values()), dtype=np.float64)  # (K, T, 1 + 2n)
+    return data[..., 0], data[..., 1:], None, "lagrangian" if other == "qdot" else "canonical"
+
+
+def _regular_times(t: np.ndarray, K: int, where: str) -> tuple[np.ndarray, float]:
+    """Times ``(K, T)`` checked to increase with one fixed step, returned as ``t0 + k dt``."""
+    t = np.broadcast_to(t, (K, t.shape[-1])) if t.ndim == 1 else t
+    T = t.shape[1]
+    if T < 2:
+        raise SymplearnError(f"{where}: each trajectory needs at least 2 times, got {T}")
+    steps = np.diff(t, axis=1)
+    bad = np.argwhere(steps <= 0)
+    if len(bad):
+        k, i = (int(x) for x in bad[0])
+        raise SymplearnError(
+            f"{where}: the times of trajectory {k} do not increase (t = {t[k, i + 1]:g} after "
+            f"{t[k, i]:g}, time index {i + 1}); sort the rows by time"
+        )
+    dts = (t[:, -1] - t[:, 0]) / (T - 1)
+    dt = float(dts.mean())
+    dev = np.abs(steps - dt).max(1) / dt
+    if dev.max() > TIME_STEP_TOLERANCE:
+        k = int(dev.argmax())
+        raise SymplearnError(
+            f"{where}: the times of trajectory {k} are not equally spaced (steps from "
+            f"{steps[k].min():g} to {steps[k].max():g}); symplearn trains on one fixed time step: "
+            f"resample the data to equal steps"
+        )
+    t = t[:, :1] + dt * np.arange(T)[None]
+    return t, dt
+
+
 __all__ = [
     "DEFAULT_INTEGRATOR",
     "Dataset",
@@ -786,6 +1236,10 @@ __all__ = [
     "as_training_data",
     "finite_difference",
     "generate_dataset",
+    "get_any_system",
+    "is_trajectory_file",
+    "load_trajectories",
+    "load_training_file",
     "system_from_metadata",
     "system_metadata",
 ]

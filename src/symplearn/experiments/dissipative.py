@@ -20,9 +20,9 @@ report):
 * ``duffing``: ``q'' = q - q^3 - 0.3 q' + 0.2 sin(1.2 t)`` (Desai et al., Duffing type 1): 10
   training and 25 test trajectories from ``U[-2.5, 2.5]^2``, ``t in [0, 10)`` every 0.01.
 
-All models train on exact time derivatives ``dz/dt`` at the sampled states (derivative loss, a
-local loop that passes each sample's time: see :func:`train_derivative`), and are rolled out with
-RK4 from the held-out initial states.
+All models train on exact time derivatives ``dz/dt`` at the sampled states (the derivative loss of
+:func:`~symplearn.training.fit`, which evaluates the field at each sample's time: see
+:func:`train_derivative`), and are rolled out with RK4 from the held-out initial states.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from .._errors import NonFiniteError, SymplearnError
+from ..datasets import TrainingData
 from ..diagnostics.helmholtz import energy_balance_residual, helmholtz_decomposition
 from ..dynamics import discretize
 from ..geometry import batch_jacobian
@@ -48,7 +49,7 @@ from ..models import DHNN, HNN, PHNN, MLPField, TimeMLPField
 from ..plotting import style_for
 from ..report import Column, Report, write_run
 from ..systems.dissipative import get_port_system
-from ..training import seed_everything
+from ..training import fit, seed_everything
 from ._common import log
 
 DESCRIPTION = "Damping and forcing: MLP, HNN, D-HNN and PHNN on damped/forced springs and Duffing"
@@ -327,40 +328,33 @@ def train_derivative(
     batch_size: int,
     lr: float,
     seed: int,
-) -> list[float]:
-    """Derivative matching with each sample's time: minimise ``mean ||f(t_i, z_i) - dz_i/dt||^2``.
-
-    A local stand-in for ``training.fit`` (whose derivative loss calls ``vector_field(z)``
-    without time): Adam, cosine learning-rate decay to zero, minibatches from a generator
-    seeded with ``seed``.
+) -> float:
+    """Derivative matching with each sample's time, ``mean ||f(t_i, z_i) - dz_i/dt||^2``, through
+    :func:`~symplearn.training.fit` (whose losses evaluate the field at the data's times): Adam,
+    cosine learning-rate decay to zero, minibatches from a generator seeded with ``seed``.
 
     Args:
-        model: continuous dynamics with ``vector_field(t, z)``.
+        model: continuous dynamics with ``vector_field(t, z)``; trained in place.
         t: ``(N,)`` sample times; z, dzdt: ``(N, 2n)``.
         steps, batch_size, lr, seed: the optimisation.
 
     Returns:
-        The minibatch loss every 50 steps.
+        The derivative loss over all the samples after training.
     """
-    dtype = next(model.parameters()).dtype
-    t, z, dzdt = t.to(dtype), z.to(dtype), dzdt.to(dtype)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    gen = torch.Generator().manual_seed(seed)
-    history = []
-    n = len(z)
-    for step in range(steps):
-        idx = torch.randint(n, (min(batch_size, n),), generator=gen)
-        loss = (model.vector_field(t[idx], z[idx]) - dzdt[idx]).pow(2).sum(-1).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 50 == 0 or step == steps - 1:
-            history.append(float(loss.detach()))
-            if not math.isfinite(history[-1]):
-                raise NonFiniteError(f"training loss became {history[-1]} at step {step}")
-    return history
+    data = TrainingData(z=z, dzdt=dzdt, t=t)  # N unrelated points, each at its own time
+    result = fit(
+        model,
+        data,
+        loss="derivative",
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        schedule="cosine",
+        grad_clip=None,
+        progress=False,
+    )
+    return result.train_loss
 
 
 # -- measurements --------------------------------------------------------------------------------
@@ -628,7 +622,7 @@ def run(config: Config, out: str | Path) -> Report:
             seed_everything(cfg.seed)
             model = _build(row, proto, cfg, settings["width"])
             t0 = time.perf_counter()
-            hist = train_derivative(
+            final_loss = train_derivative(
                 model,
                 data.t,
                 data.z,
@@ -647,7 +641,7 @@ def run(config: Config, out: str | Path) -> Report:
                         data.test_t_samples.to(dtp), data.test_z_samples.to(dtp)
                     ).double()
                     metrics["test_derivative_mse"] = float((pred - data.test_dzdt_samples).pow(2).mean())
-            rows[row] = {**metrics, "final_train_loss": hist[-1], "train_time_s": train_s}
+            rows[row] = {**metrics, "final_train_loss": final_loss, "train_time_s": train_s}
             flat_rows[f"{key} / {row}"] = rows[row]
             log(
                 cfg.quiet,

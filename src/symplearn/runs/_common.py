@@ -64,10 +64,20 @@ def system_from_config(cfg: dict[str, Any], folder: Any = "the model folder"):
     read by :func:`symplearn.datasets.system_from_metadata`).
 
     Raises:
-        SymplearnError: no system recorded, or one that is not known.
+        SymplearnError: no system recorded (a model trained on a user's trajectory file: the
+            message says so and points to ``symplearn rollout``), or one that is not known.
     """
     from ..datasets import system_from_metadata
 
+    data = cfg.get("data") if isinstance(cfg, dict) else None
+    if isinstance(cfg, dict) and "system" not in cfg and isinstance(data, dict):
+        if data.get("source") == "trajectory file":
+            raise SymplearnError(
+                f"{folder} was trained on the trajectory file {data.get('file')!r}, which names no "
+                f"system; this command needs one (to sample states and know the true energy): "
+                f"`symplearn rollout {folder} --dt {data.get('dt', 0.0):g} --steps N --out DIR` "
+                f"compares the model with the file's held-out trajectories instead"
+            )
     return system_from_metadata(cfg, where=f"{folder}/config.json")
 
 

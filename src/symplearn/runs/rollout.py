@@ -3,9 +3,14 @@
 
 The initial states are sampled from the system the model was trained on (in its data's energy
 range, another seed than training); the truth is the Gauss-Legendre-6 reference from the same
-states. Writes ``trajectory.npz`` (``t (T,)``, ``z``, ``z_true (T, K, 2n)``, ``energy_true (T, K)``,
-``energy_model (T, K)`` for a model with an energy), ``metrics.json`` (true energy error, state
-error), ``config.json``, ``report.md``, ``energy_error.png`` and ``phase_portrait.png``.
+states. A model trained on a user's trajectory file (no system, ``docs/your_data.md``) starts
+instead from the first states of that file's held-out trajectories and is compared with the
+recorded states (``state_error_*``; no true energy, so the energy columns are empty and the
+model's own energy drift is reported when it has one; ``trajectory.npz`` then holds ``t``, ``t0``,
+``z``, ``t_data``, ``z_data``). Writes ``trajectory.npz`` (``t (T,)``, ``z``, ``z_true (T, K, 2n)``,
+``energy_true (T, K)``, ``energy_model (T, K)`` for a model with an energy), ``metrics.json``
+(true energy error, state error), ``config.json``, ``report.md``, ``energy_error.png`` and
+``phase_portrait.png``.
 """
 
 from __future__ import annotations
@@ -74,7 +79,7 @@ class Config:
         flow = _flow(model, self.dt, self.integrator)
         n_saved = self.steps // self.save_every + 1
         check_memory(
-            n_saved * self.n_traj * system.dim * 8 * 4,
+            n_saved * self.n_traj * model.dim * 8 * 4,
             f"{n_saved} saved states of {self.n_traj} trajectories (model and truth)",
             "keep fewer states (--save-every), take fewer steps or fewer trajectories",
         )
@@ -83,9 +88,21 @@ class Config:
 
 
 def _load(model_dir):
+    """``(model, true system)``; the system is ``None`` for a model trained on a user's
+    trajectory file (then the rollout compares with that file's held-out trajectories)."""
     cfg = load_run_config(model_dir)
+    if "system" not in cfg and _trajectory_file(cfg) is not None:
+        return load_model(model_dir), None
     system = system_from_config(cfg, model_dir)
     return load_model(model_dir), system
+
+
+def _trajectory_file(cfg) -> dict | None:
+    """The ``data`` section of a model folder trained on a user's trajectory file, or ``None``."""
+    data = cfg.get("data") if isinstance(cfg, dict) else None
+    if isinstance(data, dict) and data.get("source") == "trajectory file":
+        return data
+    return None
 
 
 def _flow(model, dt, integrator) -> FlowMap:
@@ -130,6 +147,8 @@ def run(config: Config, out: str | Path) -> Report:
     out = check_output_folder(out)
     model, system = _load(cfg.model_dir)
     flow = _flow(model, cfg.dt, None if cfg.integrator == "own step" else cfg.integrator)
+    if system is None:
+        return _run_on_file(cfg, model, flow, out, t_start)
     dtype = next(model.parameters()).dtype
     erange = load_run_config(cfg.model_dir).get("data", {}).get("energy_range")
     z0 = system.sample(
@@ -207,6 +226,145 @@ def run(config: Config, out: str | Path) -> Report:
         cfg.quiet,
         f"max relative energy error {err.max:.3e}, final state error {metrics['state_error_final']:.3e} "
         f"over t = {metrics['t_final']:g}; results in {out}",
+    )
+    return report
+
+
+def _file_trajectories(cfg: Config, model):
+    """The held-out trajectories of the file a model was trained on, in the model's coordinates:
+    ``(times (T, K), states (T, K, 2n), data dt, which split, file)``."""
+    from ..datasets import TrainingData, load_trajectories
+
+    data = _trajectory_file(load_run_config(cfg.model_dir))
+    file = data.get("file")
+    where = f"{cfg.model_dir} was trained on the trajectory file {file!r}, which names no system:"
+    if not isinstance(file, str) or not Path(file).is_file():
+        raise SymplearnError(
+            f"{where} a rollout starts from and compares with that file's held-out trajectories, "
+            f"and the file is not there; put it back where it was"
+        )
+    ds = load_trajectories(
+        file, seed=int(data.get("seed", 0)), test_fraction=float(data.get("test_fraction", 0.2))
+    )
+    if ds.metadata["file_sha256"] != data.get("file_sha256"):
+        raise SymplearnError(
+            f"{where} the file has changed since the model was trained (its SHA-256 differs); "
+            f"a rollout compares with the trajectories it was trained and tested on"
+        )
+    td = TrainingData.from_dataset(ds)
+    if getattr(model, "state_kind", "canonical") == "lagrangian":
+        td = td.to_lagrangian()  # (q, q_dot): the data's own velocities, or finite differences
+    split = "test" if len(td.test_idx) else "train"
+    return td.times(split), td.states(split), ds.dt, split, file
+
+
+def _run_on_file(cfg: Config, model, flow: FlowMap, out: Path, t_start: float) -> Report:
+    """Rollout of a model trained on a user's trajectory file (no system): from the first states
+    of the file's held-out trajectories (the training one when there is a single trajectory), at
+    their own start times, compared with the recorded states at the file's times."""
+    from ..integrators import integrate
+
+    times, states, data_dt, split, file = _file_trajectories(cfg, model)
+    ratio = data_dt / float(flow.dt)
+    stride = round(ratio)
+    if stride < 1 or abs(ratio - stride) > 1e-6 * ratio:
+        raise SymplearnError(
+            f"the data's time step is {data_dt:g}: a rollout compared with it needs a step that "
+            f"divides it (--dt {data_dt:g}, {data_dt / 2:g}, ...), got {float(flow.dt):g}"
+        )
+    dtype = next(model.parameters()).dtype
+    K = min(cfg.n_traj, states.shape[1])
+    x0, t0 = states[0, :K].to(dtype), times[0, :K].double()
+    x = torch.empty(cfg.steps + 1, K, model.dim, dtype=torch.float64)
+    start = time.perf_counter()
+    with torch.inference_mode():  # one rollout per start time (trajectories may start apart)
+        for t_first in torch.unique(t0).tolist():
+            sel = (t0 == t_first).nonzero()[:, 0]
+            x[:, sel] = integrate(flow, x0[sel], cfg.steps, t0=float(t_first)).z.double()
+    wall = time.perf_counter() - start
+    if not bool(torch.isfinite(x).all()):
+        raise NonFiniteError(
+            "the model's trajectory became NaN or infinite (the rollout diverged); "
+            "try a smaller --dt, fewer --steps, or another integrator"
+        )
+    t_rel = torch.arange(cfg.steps + 1, dtype=torch.float64) * float(flow.dt)
+    J = min(states.shape[0] - 1, cfg.steps // stride)  # recorded times the rollout reaches
+    z_data = states[: J + 1, :K].double()
+    dist = (x[::stride][: J + 1] - z_data).norm(dim=-1)  # (J + 1, K)
+    kind = model.config.get("kind")
+    name = Path(file).name
+    metrics = {
+        "model": kind,
+        "system": None,
+        "data_file": file,
+        "compared_with": f"{split} trajectories of the file",
+        "integrator": cfg.integrator,
+        "dt": cfg.dt,
+        "steps": cfg.steps,
+        "n_trajectories": K,
+        "t_final": float(t_rel[-1]),
+        "t_compared": float(J * data_dt),
+        "max_rel_energy_error": None,  # no system: no true energy
+        "final_rel_energy_error": None,
+        "state_error_final": float(dist[-1].mean()),
+        "state_error_max": float(dist.max()),
+        "integration_time_s": wall,
+    }
+    keep = slice(None, None, cfg.save_every)
+    arrays = {
+        "t": t_rel[keep],
+        "t0": t0,
+        "z": x[keep],
+        "t_data": (torch.arange(J + 1) * data_dt),
+        "z_data": z_data,
+    }
+    figures = {}
+    n = model.dim // 2
+    if isinstance(model, HamiltonianDynamics):
+        with torch.no_grad():
+            arrays["energy_model"] = e_model = model.hamiltonian(x.to(dtype)).double()
+        own = dg.invariant_error(e_model, t_rel)
+        metrics["max_rel_model_energy_error"] = own.max
+        figures["energy_error.png"] = plotting.energy_error_figure(
+            t_rel[keep].numpy(),
+            {kind: own.errors[keep].numpy()},
+            title=f"The model's own energy along its rollout: {kind} on {name}",
+        )
+    figures["phase_portrait.png"] = plotting.phase_portrait_figure(
+        {"data": z_data[..., [0, n]].numpy(), kind: x[: J * stride + 1][..., [0, n]].numpy()},
+        labels=("q", "q_dot" if getattr(model, "state_kind", "") == "lagrangian" else "p"),
+        title=f"Phase portrait: {kind} on {name}, {cfg.integrator}, dt={cfg.dt:g}",
+    )
+    keys = ("state_error_final", "state_error_max", "t_compared")
+    report = Report(
+        title=f"Rollout: {kind} on {name}, {cfg.integrator}, dt={cfg.dt:g}, {cfg.steps} steps",
+        rows={kind: {k: metrics[k] for k in keys}},
+        columns=[
+            Column("state_error_final", "final state error", ".3e"),
+            Column("state_error_max", "max state error", ".3e"),
+            Column("t_compared", "time compared", ".3g"),
+        ],
+        figures=figures,
+        sections=[
+            f"The model in `{cfg.model_dir}` was trained on the trajectory file `{file}`, which names "
+            f"no system: it starts from the first states of {K} of the file's {split} trajectories "
+            f"(at their own start times) and is compared with the recorded states over the "
+            f"{J + 1} recorded times its {cfg.steps} steps reach (t up to {J * data_dt:g} after each "
+            f"start). No true energy is known; "
+            + (
+                f"the model's own energy drifts by {metrics['max_rel_model_energy_error']:.3e} (relative)."
+                if "max_rel_model_energy_error" in metrics
+                else "the model has no energy of its own."
+            )
+        ],
+        metrics=metrics,
+        arrays={"trajectory.npz": arrays},
+    )
+    write_run(out, cfg, report, wall_time_s=time.perf_counter() - t_start, replace=True)
+    log(
+        cfg.quiet,
+        f"final state error {metrics['state_error_final']:.3e} against the {split} trajectories of "
+        f"{name} over t = {metrics['t_compared']:g}; results in {out}",
     )
     return report
 

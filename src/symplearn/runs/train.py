@@ -12,10 +12,9 @@ import torch
 from .. import _files
 from .._errors import SymplearnError
 from .._files import check_output_folder
-from ..datasets import Dataset, generate_dataset, system_metadata
+from ..datasets import generate_dataset, get_any_system, load_training_file, system_metadata
 from ..modelio import save_model
 from ..models import build_model
-from ..systems import get_system
 from ..training import distributed, fit, fit_ensemble
 from . import _train_potential
 from ._common import check_data_memory, check_memory
@@ -51,14 +50,11 @@ def _main(args) -> int:
                 "--param and --noise describe generated data; with --data the data set fixes them "
                 "(drop them, or drop --data)"
             )
-        ds = Dataset.load(args.data)
-        system = ds.system()
-        if args.system and args.system != system.name:
-            raise SymplearnError(f"--system {args.system} does not match the data set's system {system.name}")
+        ds, system = _load_data(args)
     else:
         if not args.system:
             raise SymplearnError("give --system NAME (see `symplearn systems`) or --data FILE")
-        system = get_system(args.system, **parse_params(args.param))
+        system = get_any_system(args.system, **parse_params(args.param))
         check_data_memory(args.n_traj, args.traj_steps, system.n_dof, "--n-traj or --traj-steps")
         ds = generate_dataset(
             system,
@@ -74,7 +70,7 @@ def _main(args) -> int:
     model = build_model(
         kind,
         ignore_unused=True,  # each kind takes the sizes it has (SympNets: layers and the data's dt)
-        n_dof=system.n_dof,
+        n_dof=ds.dim // 2,
         width=args.width,
         depth=args.depth,
         layers=args.layers,
@@ -82,7 +78,7 @@ def _main(args) -> int:
         dt=ds.dt,
     ).to(dtype=dtype)
     config = {
-        "system": system_metadata(system),
+        **({"system": system_metadata(system)} if system is not None else {}),
         "data": {"file": str(args.data) if args.data else None, **ds.metadata},
         "cli": {"threads": torch.get_num_threads(), "seed": args.seed},
     }
@@ -121,10 +117,31 @@ def _main(args) -> int:
     if not args.quiet and distributed.launched_rank() == 0:  # (the process group is gone)
         tl = f", test loss {result.test_loss:.3e}" if result.test_loss is not None else ""
         print(
-            f"{kind} on {system.name}: train loss {result.train_loss:.3e}{tl} after {result.steps} steps "
-            f"({result.wall_time:.1f} s); model in {out}"
+            f"{kind} on {_label(system, args)}: train loss {result.train_loss:.3e}{tl} after "
+            f"{result.steps} steps ({result.wall_time:.1f} s); model in {out}"
         )
     return 0
+
+
+def _load_data(args):
+    """``--data FILE``: a symplearn data set (its system) or a trajectory file (no system;
+    :func:`~symplearn.datasets.load_trajectories`, split by trajectory with ``--seed``)."""
+    ds = load_training_file(args.data, seed=args.seed)
+    if not ds.has_system():
+        if args.system:
+            raise SymplearnError(
+                f"--system {args.system}: a trajectory file names no system; drop --system (a model "
+                f"trained on it is compared with the file's held-out trajectories by `symplearn rollout`)"
+            )
+        return ds, None
+    system = ds.system()
+    if args.system and args.system != system.name:
+        raise SymplearnError(f"--system {args.system} does not match the data set's system {system.name}")
+    return ds, system
+
+
+def _label(system, args) -> str:
+    return system.name if system is not None else str(args.data)
 
 
 def _peer_failure(err: BaseException) -> SymplearnError | None:
@@ -209,21 +226,28 @@ def _train_ensemble(args, model, ds, system, out, dtype, config) -> int:
     ens.save(out, config=_files._jsonable(config))
     if not args.quiet:
         stats = ens.summary().get("test_loss_stats") or ens.summary().get("train_loss_stats")
-        print(f"{len(seeds)} {args.model} models on {system.name}: {stats}; folders in {out}/seed-*")
+        print(f"{len(seeds)} {args.model} models on {_label(system, args)}: {stats}; folders in {out}/seed-*")
     return 0
 
 
 def add_parser(sub) -> None:
     """Register ``symplearn train``."""
     p = sub.add_parser("train", help="train a model on a system's data, write a model folder")
-    p.add_argument("--system", help="system name (see `symplearn systems`); or give --data")
+    p.add_argument(
+        "--system",
+        help="system name (see `symplearn systems`; damped/forced: forced-spring, ...); or give --data",
+    )
     p.add_argument(
         "--model",
         required=True,
         help="a model kind: mlp, hnn, hnn-separable, hnn-rotation, lnn, sympnet-g, dhnn, ... (models.MODELS)",
     )
     p.add_argument("--out", required=True, help="model folder to write")
-    p.add_argument("--data", help="a data set from `symplearn generate` (default: generate one)")
+    p.add_argument(
+        "--data",
+        help="a data set from `symplearn generate`, or your trajectories (.npz or .csv: docs/your_data.md); "
+        "default: generate one",
+    )
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="system parameter, repeatable")
     p.add_argument("--n-traj", type=pos_int, default=64, help="generated trajectories (default 64)")
     p.add_argument("--data-dt", type=pos_float, default=0.1, help="generated data spacing (default 0.1)")

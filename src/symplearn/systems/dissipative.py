@@ -335,13 +335,23 @@ PORT_SYSTEMS: dict[str, type[_PortSystem]] = {
 }
 
 
+#: the dissipation experiment's names of its systems -> the canonical names (``symplearn train
+#: --system forced-spring`` trains on the experiment's forced spring)
+PORT_ALIASES: dict[str, str] = {
+    "forced-spring": "forced-oscillator",
+    "damped-spring": "damped-oscillator",
+}
+
+
 def get_port_system(name: str, **params: float) -> _PortSystem:
-    """Build a damped/forced system from its name (see ``PORT_SYSTEMS``) and parameters.
+    """Build a damped/forced system from its name (see ``PORT_SYSTEMS``, or an alias of
+    ``PORT_ALIASES``) and parameters.
 
     Raises:
         SymplearnError: an unknown name or parameter (the message lists the valid ones), or an
             invalid value.
     """
+    name = PORT_ALIASES.get(name, name)
     return lookup(name, PORT_SYSTEMS, "damped/forced system")(**params)
 
 
@@ -353,6 +363,7 @@ __all__ = [
     "ForcedOscillator",
     "LinearOscillator",
     "PortHamiltonianDynamics",
+    "PORT_ALIASES",
     "PORT_SYSTEMS",
     "as_time",
     "get_port_system",

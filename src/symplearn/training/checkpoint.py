@@ -32,18 +32,18 @@ def checkpoint_path(checkpoint_dir: str | os.PathLike) -> Path:
 
 
 def data_fingerprint(data: Any) -> str:
-    """SHA-256 (hex, first 16 digits) of the training arrays: states, derivatives, the split and
-    the time step, as they are fed to the optimizer. A resumed run compares it with the
+    """SHA-256 (hex, first 16 digits) of the training arrays: states, derivatives, the split, the
+    times and the time step, as they are fed to the optimizer. A resumed run compares it with the
     checkpoint's, so another data set of the same shapes (a noisier one) is refused.
 
     Args:
         data: a :class:`~symplearn.datasets.TrainingData` (``z``, ``dzdt``, ``train_idx``,
-            ``test_idx``, ``dt``).
+            ``test_idx``, ``dt``, the times ``t``).
     """
     import hashlib
 
     h = hashlib.sha256()
-    for name in ("z", "dzdt", "train_idx", "test_idx"):
+    for name in ("z", "dzdt", "train_idx", "test_idx", "t"):
         x = getattr(data, name, None)
         h.update(name.encode())
         if isinstance(x, torch.Tensor):

@@ -160,8 +160,9 @@ def _scalar_mlp_grad(P: dict[str, Tensor], prefix: str, depth: int, act, x: Tens
     return g
 
 
-def _batched_field(base, P, B, x: Tensor) -> tuple[Tensor, str]:
-    """Vector fields of the K models at ``x`` ``(K, N, 2n)`` -> ``(K, N, 2n)``."""
+def _batched_field(base, P, B, x: Tensor, t: Tensor | None = None) -> tuple[Tensor, str]:
+    """Vector fields of the K models at ``x`` ``(K, N, 2n)`` and times ``t`` ``(K, N)`` (``None``:
+    t = 0) -> ``(K, N, 2n)``. (The HNN paths are autonomous: no time.)"""
     from ..models.hnn import HNN, SeparableHNN
 
     if type(base) is HNN:
@@ -174,10 +175,17 @@ def _batched_field(base, P, B, x: Tensor) -> tuple[Tensor, str]:
         dV = _scalar_mlp_grad(P, "potential_net", len(pot.hidden), pot.act, x[..., :n])
         return torch.cat([dT, -dV], dim=-1)
 
-    def one(p, b, z):
-        return torch.func.functional_call(base, (p, b), (0.0, z))
+    if t is None:
 
-    return torch.vmap(one)(P, B, x)
+        def one(p, b, z):
+            return torch.func.functional_call(base, (p, b), (0.0, z))
+
+        return torch.vmap(one)(P, B, x)
+
+    def one_t(p, b, z, tt):
+        return torch.func.functional_call(base, (p, b), (tt, z))
+
+    return torch.vmap(one_t)(P, B, x, t)
 
 
 def _path(base) -> str:
@@ -186,9 +194,10 @@ def _path(base) -> str:
     return "hnn-bmm" if type(base) in (HNN, SeparableHNN) else "vmap"
 
 
-def _batched_losses(base, P, B, x: Tensor, y: Tensor, loss: str) -> Tensor:
-    """Per-model mean loss ``(K,)`` for inputs ``x`` ``(K, N, 2n)`` and targets ``y``."""
-    f = _batched_field(base, P, B, x)
+def _batched_losses(base, P, B, x: Tensor, y: Tensor, loss: str, t: Tensor | None = None) -> Tensor:
+    """Per-model mean loss ``(K,)`` for inputs ``x`` ``(K, N, 2n)`` at times ``t`` ``(K, N)``
+    (``None``: t = 0) and targets ``y``."""
+    f = _batched_field(base, P, B, x, t)
     if loss == "acceleration":
         f = f[..., base.n_dof :]
     return (f - y).pow(2).sum(-1).mean(-1)
@@ -325,7 +334,7 @@ def fit_ensemble(
     opt = opt_cls(params, lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps) if schedule == "cosine" else None
     gens = [torch.Generator().manual_seed(s) for s in seeds]
-    X, Y = train_ex.x, train_ex.y
+    X, Y, Tt = train_ex.x, train_ex.y, train_ex.t
 
     def eval_losses(ex, limit: int | None) -> list[float | None]:
         if ex is None or ex.size == 0:
@@ -340,7 +349,8 @@ def fit_ensemble(
                 chunk = idx[lo : lo + _EVAL_CHUNK].to(device)
                 x = ex.x[chunk].expand(K, -1, -1)
                 y = ex.y[chunk].expand(K, -1, -1)
-                total += _batched_losses(skeleton, P, Bf, x, y, loss).double() * len(chunk)
+                tc = None if ex.t is None else ex.t[chunk].expand(K, -1)
+                total += _batched_losses(skeleton, P, Bf, x, y, loss, tc).double() * len(chunk)
         return (total / len(idx)).tolist()
 
     histories = [{"step": [], "train_loss": [], "test_loss": [], "lr": []} for _ in seeds]
@@ -356,7 +366,8 @@ def fit_ensemble(
                 idx = torch.stack([torch.randint(train_ex.size, (batch_size,), generator=g) for g in gens])
             idx = idx.to(device)
             opt.zero_grad(set_to_none=True)
-            losses = _batched_losses(skeleton, P, Bf, X[idx], Y[idx], loss)  # (K,)
+            tb = None if Tt is None else Tt[idx]
+            losses = _batched_losses(skeleton, P, Bf, X[idx], Y[idx], loss, tb)  # (K,)
             values = losses.detach().double().cpu()
             bad = ~torch.isfinite(values)
             if bool(bad.any()):

@@ -110,22 +110,25 @@ class FitResult:
 
 # -- examples: what one minibatch of each loss is made of -----------------------------------
 class _Points:
-    """Independent points ``(x_i, y_i)`` for derivative/acceleration matching."""
+    """Independent points ``(x_i, y_i)`` at times ``t_i`` (``t=None``: t = 0) for
+    derivative/acceleration matching."""
 
-    def __init__(self, x: Tensor, y: Tensor, loss_fn):
-        self.x, self.y, self.loss_fn = x, y, loss_fn
+    def __init__(self, x: Tensor, y: Tensor, loss_fn, t: Tensor | None = None):
+        self.x, self.y, self.t, self.loss_fn = x, y, t, loss_fn
         self.size = x.shape[0]
 
     def loss(self, model, idx: Tensor) -> Tensor:
         idx = idx.to(self.x.device)
-        return self.loss_fn(model, self.x[idx], self.y[idx])
+        t = None if self.t is None else self.t[idx]
+        return self.loss_fn(model, self.x[idx], self.y[idx], t)
 
 
 class _Windows:
-    """Windows ``z[s : s + k + 1, j]`` of consecutive states for rollout matching."""
+    """Windows ``z[s : s + k + 1, j]`` of consecutive states, starting at times ``t[s, j]``
+    (``t=None``: t = 0), for rollout matching."""
 
-    def __init__(self, z: Tensor, k: int, loss_fn):
-        self.z, self.k, self.loss_fn = z, k, loss_fn
+    def __init__(self, z: Tensor, k: int, loss_fn, t: Tensor | None = None):
+        self.z, self.k, self.t, self.loss_fn = z, k, t, loss_fn
         self.n_traj = z.shape[1]
         self.size = (z.shape[0] - k) * self.n_traj
         self.offsets = torch.arange(k + 1, device=z.device)
@@ -134,21 +137,29 @@ class _Windows:
         idx = idx.to(self.z.device)
         start, traj = idx // self.n_traj, idx % self.n_traj
         window = self.z[start[None] + self.offsets[:, None], traj[None]]  # (k + 1, B, 2n)
-        return self.loss_fn(model, window)
+        t0 = None if self.t is None else self.t[start, traj]  # (B,)
+        return self.loss_fn(model, window, t0)
 
 
 def _examples(loss: str, data: TrainingData, split: str, *, k: int, rollout_kwargs: dict):
     d, n = data.z.shape[-1], data.n_dof
     if len(data._index(split)) == 0:
         return None
+    t = data.times(split)  # (T, K_split) or None
     if loss == "rollout":
         flow, substeps = rollout_kwargs["flow"], rollout_kwargs["substeps"]
-        return _Windows(data.states(split), k, lambda model, w: rollout_loss(flow, w, substeps=substeps))
+        return _Windows(
+            data.states(split),
+            k,
+            lambda model, w, t0: rollout_loss(flow, w, substeps=substeps, t0=t0),
+            t,
+        )
     x = data.states(split).reshape(-1, d)
     y = data.derivatives(split).reshape(-1, d)
+    t = None if t is None else t.reshape(-1)  # time-major, as x and y
     if loss == "acceleration":
-        return _Points(x, y[:, n:], acceleration_loss)
-    return _Points(x, y, derivative_loss)
+        return _Points(x, y[:, n:], acceleration_loss, t)
+    return _Points(x, y, derivative_loss, t)
 
 
 def _evaluate(model, examples, *, limit: int | None = None) -> float | None:
@@ -262,7 +273,7 @@ def fit(
 
     Losses (see :mod:`symplearn.training.losses`); ``loss="auto"`` picks the natural one:
 
-    * ``"derivative"`` (continuous models: MLP field, HNN): ``||f_theta(z) - dz/dt||^2``; the
+    * ``"derivative"`` (continuous models: MLP field, HNN): ``||f_theta(t, z) - dz/dt||^2``; the
       data's derivatives, or second-order finite differences of its states when it has none;
     * ``"acceleration"`` (Lagrangian models, ``model.state_kind == "lagrangian"``, i.e. LNN):
       ``||q_ddot_theta(q, q_dot) - q_ddot||^2``; canonical data is converted first with
@@ -271,6 +282,12 @@ def fit(
     * ``"rollout"`` (flow maps, i.e. SympNets, through their own step; or any continuous model
       through ``integrator``): ``rollout_k``-step prediction error. "auto" picks it for flow maps
       and whenever an ``integrator`` is given.
+
+    Time: every loss evaluates the model at the data's times (:attr:`TrainingData.t`; a
+    :class:`~symplearn.datasets.Dataset`'s ``t``): a derivative or acceleration sample at its own
+    time, a rollout window from the time of its first state. Autonomous models ignore it (the
+    same seed gives the same weights as with t = 0); time-dependent ones (PHNN with a forcing,
+    ``mlp-t``) learn their dependence on t. Data without times is taken at t = 0.
 
     Minibatches of ``batch_size`` examples are drawn with replacement from the training split by
     a generator seeded with ``seed`` (the whole split when it is smaller). Adam or AdamW, a
