@@ -50,9 +50,9 @@ print("measured table:", path if path else "not found: measuring a small one liv
 # For each system: 32 trajectories of the truth (50 steps of 0.1 each), each model kind trained
 # for the same number of Adam steps on them (300: a small budget, so that the page builds in
 # under a minute; the experiment trains far longer), then rolled out from held-out states for
-# 600 steps (12x the training window). Each kind uses its own default integrator: implicit midpoint for the HNN (symplectic
-# for any learned energy), RK4 for the MLP and for the structured LNN (in `(q, q_dot)`), and a
-# SympNet is its own symplectic map.
+# 400 steps (8x the training window). Each kind uses its own default integrator: implicit
+# midpoint for the HNN (symplectic for any learned energy), RK4 for the MLP and for the
+# structured LNN (in `(q, q_dot)`), and a SympNet is its own symplectic map.
 
 # %%
 FAMILY = {
@@ -63,7 +63,7 @@ FAMILY = {
 }
 
 
-def measure(system_name, kinds=tuple(FAMILY), steps=300, dt=0.1, n_rollout=600, seed=0):
+def measure(system_name, kinds=tuple(FAMILY), steps=300, dt=0.1, n_rollout=400, seed=0):
     system = sl.get_system(system_name)
     data = sl.generate_dataset(system_name, n_traj=32, dt=dt, n_steps=50, seed=seed)
     z0 = data.z[0, data.test_idx[:4]]
@@ -107,7 +107,7 @@ if path is not None:
     source = f"read from `{path.name}`"
 else:
     table = {"rows": measure("oscillator") + measure("pendulum"), "note": "live, small budget"}
-    source = "measured live while building this page (300 Adam steps, width 32, 600-step rollouts)"
+    source = "measured live while building this page (300 Adam steps, width 32, 400-step rollouts)"
 rows = table["rows"]
 print(len(rows), "rows;", source)
 
@@ -116,6 +116,7 @@ print(len(rows), "rows;", source)
 #
 # Every key of every row is shown, in the order it first appears, so the page follows the
 # experiment's schema as it grows.
+
 
 # %%
 def fmt(value):
@@ -145,7 +146,10 @@ def html_table(rows):
         + "</tr>"
         for r in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (
+        "<div style='overflow-x:auto'><table style='font-size:0.7em'>"
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    )
 
 
 display(HTML(html_table(rows)))

@@ -65,7 +65,12 @@ body = "".join(
     f"<tr><td>{name}</td>" + "".join(f"<td>{cell(r.get(c))}</td>" for c in cols) + "</tr>"
     for name, r in rows.items()
 )
-display(HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"))
+display(
+    HTML(
+        "<div style='overflow-x:auto'><table style='font-size:0.7em'>"
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    )
+)
 
 # %% [markdown]
 # ## Poincaré sections and marginals

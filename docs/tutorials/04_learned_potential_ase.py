@@ -38,9 +38,7 @@ t_start = time.perf_counter()
 N_PARTICLES, CUTOFF = 32, 1.6
 truth = LennardJones(N_PARTICLES, density=0.8442, cutoff=CUTOFF, cutoff_treatment="switched")
 L = truth.box_length
-data = generate_md_data(
-    truth, (0.8, 1.0, 1.3), 20, equilibration_steps=300, sample_every=10, seed=0
-)
+data = generate_md_data(truth, (0.8, 1.0, 1.3), 20, equilibration_steps=300, sample_every=10, seed=0)
 print(f"box side {L:.3f}, {data['q'].shape[0]} frames of {N_PARTICLES} particles")
 
 # %% [markdown]
@@ -59,8 +57,9 @@ for name, kind in [("conservative", "symmetry-function"), ("direct-force", "dire
     ).double()
     fits[name] = train_potential(model, data, steps=500, batch_size=4, lr=1e-2, eval_every=50, seed=0)
     models[name] = model
-    print(f"{name:>12}: validation force RMSE {fits[name]['val_force_rmse']:.3f} "
-          f"({fits[name]['wall_s']:.1f} s)")
+    print(
+        f"{name:>12}: validation force RMSE {fits[name]['val_force_rmse']:.3f} ({fits[name]['wall_s']:.1f} s)"
+    )
 
 # %% [markdown]
 # ## ASE's VelocityVerlet with the learned calculator
@@ -93,9 +92,11 @@ def nve_with_ase(potential, n_steps=400, dt=0.005, every=5):
 
 
 runs = {"true LJ": nve_with_ase(truth), "conservative": nve_with_ase(models["conservative"])}
-for name, (t, e, k, wall) in runs.items():
-    print(f"{name:>12}: E/N from {e[0] / N_PARTICLES:.4f} to {e[-1] / N_PARTICLES:.4f}, "
-          f"std(E)/std(KE) = {e.std() / k.std():.4f}, {wall:.1f} s")
+for name, (_t, e, k, wall) in runs.items():
+    print(
+        f"{name:>12}: E/N from {e[0] / N_PARTICLES:.4f} to {e[-1] / N_PARTICLES:.4f}, "
+        f"std(E)/std(KE) = {e.std() / k.std():.4f}, {wall:.1f} s"
+    )
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.3))
@@ -117,8 +118,9 @@ plt.show()
 # `dfo.check_forces` runs the detectors that `symplearn check-forces` prints: the work of the
 # forces around small closed loops in configuration space (zero for a gradient field, within
 # the quadrature error), the asymmetry of the force Jacobian (a Hessian is symmetric), and an NVE
-# audit through ASE (for a model that has an energy). Here each model is reached only through its ASE calculator, as any
-# third-party calculator would be (`symplearn check-forces module:Class` does the same).
+# audit through ASE (for a model that has an energy). Here each model is reached only through
+# its ASE calculator, as any third-party calculator would be (`symplearn check-forces
+# module:Class` does the same).
 
 # %%
 for name, model in models.items():
