@@ -163,28 +163,45 @@ display(HTML(html_table(rows)))
 
 # %%
 keys = list(dict.fromkeys(k for row in rows for k in row))
+
+
+def is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# a numeric column: every value present is a number (missing and null values are skipped)
 numeric = [
     k
     for k in keys
-    if all(isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool) for r in rows if k in r)
+    if any(is_number(r.get(k)) for r in rows) and all(is_number(r[k]) for r in rows if r.get(k) is not None)
 ]
-column = next((k for k in numeric if "energy" in k), numeric[0])
-systems = list(dict.fromkeys(r.get("system", "") for r in rows))
-fig, axes = plt.subplots(1, len(systems), figsize=(4.2 * len(systems), 3.4), squeeze=False)
-for ax, system_name in zip(axes[0], systems):
-    sub = [r for r in rows if r.get("system", "") == system_name and column in r]
-    labels = [str(r.get("model", "?")) for r in sub]
-    values = [max(float(r[column]), 1e-16) for r in sub]
-    ax.bar(labels, values, color=[f"C{i}" for i in range(len(sub))])
-    ax.set_yscale("log")
-    ax.set_title(system_name)
-    ax.tick_params(axis="x", labelrotation=30)
-axes[0][0].set_ylabel(column)
-fig.tight_layout()
-plt.show()
+if not numeric:
+    print("no numeric column to chart")
+else:
+    column = next((k for k in numeric if "energy" in k), numeric[0])
+    systems = list(dict.fromkeys(r.get("system", "") for r in rows))
+    fig, axes = plt.subplots(1, len(systems), figsize=(4.2 * len(systems), 3.4), squeeze=False)
+    for ax, system_name in zip(axes[0], systems):
+        sub = [
+            r
+            for r in rows
+            if r.get("system", "") == system_name and is_number(r.get(column)) and math.isfinite(r[column])
+        ]
+        labels = [str(r.get("model", "?")) for r in sub]
+        values = [max(float(r[column]), 1e-16) for r in sub]
+        ax.bar(labels, values, color=[f"C{i}" for i in range(len(sub))])
+        ax.set_yscale("log")
+        ax.set_title(system_name)
+        ax.tick_params(axis="x", labelrotation=30)
+    axes[0][0].set_ylabel(column)
+    fig.tight_layout()
+    plt.show()
 
 # %% [markdown]
 # ## Reading it
+#
+# What the full experiments measured (see [the results](../results.md)); the small live table
+# above is trained for a few hundred steps only, so its ordering can differ from theirs:
 #
 # * An **HNN** rolled out with a symplectic integrator keeps the true energy in a band; it is
 #   the default for a conservative system whose state you know as `(q, p)`.
