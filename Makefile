@@ -1,12 +1,15 @@
 # Two commands for a fresh machine:
 #   make demo   runs the main demo (creates .venv and installs on first use)
 #   make test   runs lint and the whole test suite (creates .venv on first use)
+# make docs builds the documentation site into site/ (mkdocs --strict, tutorials executed);
+# make docs-serve serves it with live reload. Both install the docs extra on first use.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+DOCS_STAMP := $(VENV)/.docs-installed-stamp
 
-.PHONY: demo test lint bench install clean fuzz
+.PHONY: demo test lint bench install clean fuzz docs docs-serve
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,11 +19,22 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,docs]"
+	touch $(DOCS_STAMP)
+
+# one OpenMP thread per tutorial kernel (the tutorials set torch's threads too)
+docs: $(DOCS_STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(DOCS_STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/mkdocs serve
+
 demo: $(STAMP)
 	$(BIN)/symplearn experiment spring --out runs/spring
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs/tutorials
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -n 2 -q
@@ -34,4 +48,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_training.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs site .pytest_cache .ruff_cache
