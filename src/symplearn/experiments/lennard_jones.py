@@ -199,7 +199,9 @@ def run(config: Config, out: str | Path) -> Report:
             pot = (sys_ if own else truth).compute(z[:, :n], virial=False)["energy"]
         kin = truth.kinetic_energy(z[:, n:])
         kcm = md.centre_of_mass_kinetic_energy(truth, z)  # 0 from the prepared state; a direct model drifts
-        energies[name] = (t, (kin + pot) / N, kin)
+        # temperature with the convention of energy_statistics: 3N - 3 degrees of freedom, the
+        # centre of mass's kinetic energy taken out
+        energies[name] = (t, (kin + pot) / N, 2.0 * (kin - kcm) / (3 * N - 3))
         st = energy_statistics(t.numpy(), (kin + pot).numpy(), kin.numpy(), N, com_kinetic=kcm.numpy())
         skip = max(1, len(t) // 10)
         r, g = md.radial_distribution(truth, z[skip:], n_bins=100)
@@ -244,6 +246,7 @@ def run(config: Config, out: str | Path) -> Report:
     figures = {
         "fig5_lennard_jones.png": _fig5(truth, models, cfg, grs, energies),
         "learning_curves.png": _learning_figure(fits, force_scale),
+        "temperature.png": _temperature_figure(energies, cfg),
     }
     report = Report(
         title="Learned Lennard-Jones potentials: conservative against direct-force (Fig. 5)",
@@ -356,6 +359,25 @@ def _fig5(truth, models, cfg, grs, energies) -> Figure:
     ax[2].set_yscale("symlog", linthresh=1e-3)  # the direct model's overlaps reach 1e17
     ax[2].set_title(f"(c) total energy, {cfg.nve_steps} Verlet steps at dt = {cfg.dt} (symlog)")
     ax[3].set_title("(c, zoom) truth and conservative model")
+    fig.tight_layout()
+    return fig
+
+
+def _temperature_figure(energies, cfg) -> Figure:
+    fig = Figure(figsize=(6.4, 4.4))
+    ax = fig.subplots()
+    styles = {"true": "k-", "conservative": "C0--", "direct": "C3:", "true (seed 2)": "0.6"}
+    for name, (t, _, temp) in energies.items():
+        if name == "true (seed 2)":
+            continue
+        ax.plot(t, temp, styles[name], label=name, lw=1)
+    ax.set(
+        xlabel="t (tau)",
+        ylabel="temperature (epsilon / k_B)",
+        yscale="log",
+        title=f"Temperature along NVE ({cfg.nve_steps} steps at dt = {cfg.dt})",
+    )
+    ax.legend()
     fig.tight_layout()
     return fig
 
