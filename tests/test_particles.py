@@ -142,6 +142,25 @@ def test_neighbor_list_matches_all_pairs_after_many_box_crossings():
     assert (single - b[1]).abs().max() < 1e-12 * b.abs().max()
 
 
+def test_neighbor_list_is_not_rebuilt_by_a_call_in_another_dtype():
+    # a float32 run with a float64 energy check between chunks (as a benchmark or a thermo log
+    # does) builds the list as often as the run alone; the float64 forces stay exact
+    s_a = LennardJones(256, density=0.8442, neighbor="vesin")
+    s_b = LennardJones(256, density=0.8442, neighbor="vesin")
+    s_ap = LennardJones(256, density=0.8442, neighbor="all-pairs")
+    z = s_a.sample(1, temperature=1.44, seed=0)[0].float()
+    za = zb = z
+    for _ in range(10):
+        za = md.nve(s_a, za, 0.005, 5, save_every=5).z[-1]
+        zb = md.nve(s_b, zb, 0.005, 5, save_every=5).z[-1]
+        q64 = zb[: s_b.n_dof].double()
+        f = s_b.compute(q64)["forces"]
+        assert f.dtype == torch.float64
+        assert (f - s_ap.compute(q64)["forces"]).abs().max() < 1e-12 * f.abs().max()
+    assert torch.equal(za, zb)
+    assert s_b._nl.builds == s_a._nl.builds < 10
+
+
 @pytest.fixture(scope="module")
 def lammps_melt():
     """LAMMPS in.lj protocol at N = 256 (LAMMPS: 32000), 6 replicas: fcc at density 0.8442,

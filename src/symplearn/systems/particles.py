@@ -211,9 +211,11 @@ class _NeighborList:
         self.builds = 0
 
     def update(self, x: Tensor, box: float) -> None:
-        """Rebuild if needed for positions ``x: (B, N, 3)`` (no graph)."""
-        if self.ref is not None and self.ref.shape == x.shape and self.ref.dtype == x.dtype:
-            d = x.detach() - self.ref
+        """Rebuild if needed for positions ``x: (B, N, 3)`` (no graph). The pairs do not depend on
+        the dtype: a call in another precision (a float64 energy check of a float32 run) is
+        compared in the list's own precision, not answered by a rebuild."""
+        if self.ref is not None and self.ref.shape == x.shape and self.ref.device == x.device:
+            d = x.detach().to(self.ref.dtype) - self.ref
             d = d - box * torch.round(d / box)
             if float((d * d).sum(-1).max()) <= (0.5 * self.skin) ** 2:
                 return
