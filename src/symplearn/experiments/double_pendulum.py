@@ -60,7 +60,11 @@ ROLLOUT_INTEGRATORS = {
     "hnn": ("implicit-midpoint", "symplectic for a non-separable learned H"),
     "hnn-raw": ("implicit-midpoint", "symplectic for a non-separable learned H"),
     "lnn": ("rk4", "the field lives in (q, q_dot), where no canonical symplectic scheme applies"),
-    "lnn-structured": ("rk4", "the field lives in (q, q_dot), where no canonical symplectic scheme applies"),
+    "lnn-structured": (
+        "implicit-midpoint",
+        "in canonical form p = M(q) q_dot (non-separable H = p^T M^-1 p / 2 + V), read back in (q, q_dot)",
+    ),
+    "lnn-structured-rk4": ("rk4", "RK4 in (q, q_dot): no canonical symplectic scheme applies there"),
     "sympnet-g": ("own step", "a learned symplectic flow map of step dt"),
     "sympnet-g-free": ("own step", "a learned symplectic flow map of step dt"),
     "sympnet-la": ("own step", "a learned symplectic flow map of step dt"),
@@ -72,7 +76,11 @@ MODEL_VARIANTS = {
     "hnn-raw": ("hnn", {}),
     "sympnet-g-free": ("sympnet-g", {"scale": "free"}),
     "lnn-structured": ("lnn-structured", {"angles": True}),
+    "lnn-structured-rk4": ("lnn-structured", {"angles": True}),
 }
+
+#: rows stepped through the learned Legendre map (``StructuredLNN.canonical_flow``)
+CANONICAL_ROWS = ("lnn-structured",)
 
 TWO_PI = 2.0 * math.pi
 
@@ -251,6 +259,14 @@ class TorusLift(FlowMap):
     def step(self, t: float | Tensor, z: Tensor) -> Tensor:
         w = wrap(z)
         return z + (self._step(w) - w)
+
+
+def _row_flow(kind: str, model: Any, integ: str, dt: float) -> TorusLift:
+    """The torus lift of a row's model stepped by its rollout integrator: the structured LNN in
+    its canonical form (``canonical_flow``), flow maps by their own step."""
+    if kind in CANONICAL_ROWS:
+        return TorusLift(model.canonical_flow(integ, dt), None, dt)
+    return TorusLift(model, None if integ == "own step" else integ, dt)
 
 
 def rollout(flow: TorusLift, z0: Tensor, n_steps: int, save_every: int, to_canonical) -> dict[str, Any]:
@@ -470,8 +486,13 @@ def _escape_time(system: Any, z: Tensor, e0: Tensor, t: Tensor) -> float | None:
 # -- figures -----------------------------------------------------------------------------------
 def _poincare_figure(sections: dict[str, Tensor], energy_mgl: float) -> Figure:
     n = len(sections)
-    fig = Figure(figsize=(3.2 * n, 3.4))
-    axes = fig.subplots(1, n, sharex=True, sharey=True, squeeze=False)[0]
+    cols = min(n, 4)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(3.3 * cols, 3.3 * rows + 0.4))
+    grid = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
+    axes = grid.reshape(-1)
+    for ax in axes[n:]:
+        ax.set_visible(False)
     truth = sections.get("truth")
     pmax = float(truth[:, 3].abs().max()) * 1.15 if truth is not None and len(truth) else 10.0
     for ax, (name, pts) in zip(axes, sections.items()):
@@ -480,11 +501,13 @@ def _poincare_figure(sections: dict[str, Tensor], energy_mgl: float) -> Figure:
         ax.plot(pts[:, 1], pts[:, 3], ".", ms=1.0, color=color, alpha=0.5, rasterized=True)
         outside = int((np.abs(pts[:, 3]) > pmax).sum()) if len(pts) else 0
         extra = f", {outside} outside the frame" if outside else ""
-        ax.set_title(f"{name} ({len(pts)} crossings{extra})", fontsize=9)
-        ax.set_xlabel("q2 (rad)")
+        ax.set_title(f"{name}\n{len(pts)} crossings{extra}", fontsize=9)
         ax.set_xlim(-math.pi, math.pi)
         ax.set_ylim(-pmax, pmax)
-    axes[0].set_ylabel("p2 (kg m^2/s)")
+    for ax in grid[-1]:
+        ax.set_xlabel("q2 (rad)")
+    for ax in grid[:, 0]:
+        ax.set_ylabel("p2 (kg m^2/s)")
     fig.suptitle(f"Poincare sections q1 = 0, p1 > 0 at E = {energy_mgl:g} mgl", fontsize=10)
     fig.tight_layout()
     return fig
@@ -636,7 +659,7 @@ def run(config: Config, out: str | Path) -> Report:
         fits[kind] = res
         integ = ROLLOUT_INTEGRATORS[kind][0]
         dt = cfg.data_dt if integ == "own step" else cfg.roll_dt
-        flow = TorusLift(model, None if integ == "own step" else integ, dt)
+        flow = _row_flow(kind, model, integ, dt)
 
         def canon(x: Tensor, model=model) -> Tensor:
             return to_canonical_states(model, system, x.double())
@@ -645,7 +668,7 @@ def run(config: Config, out: str | Path) -> Report:
         # iterations); the exponent below in float64
         rdtype = getattr(torch, cfg.rollout_dtype)
         model_r = copy.deepcopy(model).to(rdtype)
-        flow_r = TorusLift(model_r, None if integ == "own step" else integ, dt)
+        flow_r = _row_flow(kind, model_r, integ, dt)
         horizon = cfg.lnn_horizon if kind == "lnn" else cfg.horizon  # Cranmer's LNN: Hessian solves
         log(cfg.quiet, f"{kind}: rollout of {horizon:g} s ({integ}, dt = {dt:g}, {cfg.rollout_dtype})")
         x0 = to_model_states(model, system, zA).to(rdtype)
