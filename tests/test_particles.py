@@ -386,3 +386,22 @@ def test_msd_of_a_uniform_translation_is_zero(switched_liquid):
     msd = md.mean_squared_displacement(s, tr)
     assert float(msd[1]) > 1e-4
     assert float(md.mean_squared_displacement(s, drifted)[1]) == pytest.approx(float(msd[1]), rel=1e-9)
+
+
+@pytest.mark.slow
+def test_compiled_pair_kernel_gives_the_eager_forces_and_trajectory():
+    # compile=True runs the stepping path through torch.compile (a C++ compiler is needed);
+    # it must give the eager forces to round-off, keep the same rebuilds, and stay eager
+    # (differentiable) where a graph is recorded
+    s_e = LennardJones(256, density=0.8442, neighbor="vesin")
+    s_c = LennardJones(256, density=0.8442, neighbor="vesin", compile=True)
+    z0 = s_e.sample(2, temperature=1.44, seed=4)
+    te = md.nve(s_e, z0, 0.005, 60, save_every=20)
+    tc = md.nve(s_c, z0, 0.005, 60, save_every=20)
+    assert s_c._nl.builds == s_e._nl.builds >= 2
+    assert float((te.z - tc.z).abs().max()) < 1e-9
+    q = tc.z[-1][:, : s_c.n_dof].clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(s_c.potential_energy(q).sum(), q)
+    assert float((-g - s_e.compute(q.detach())["forces"]).abs().max()) < 1e-10
+    with pytest.raises(SymplearnError, match="compile must be True or False"):
+        LennardJones(256, compile="yes")

@@ -209,17 +209,32 @@ class _NeighborList:
         self._vesin = vesin.NeighborList(cutoff=radius, full_list=False)
         self.i = self.j = self.ref = None
         self.builds = 0
+        self._shifts: dict = {}
 
-    def update(self, x: Tensor, box: float) -> None:
-        """Rebuild if needed for positions ``x: (B, N, 3)`` (no graph). The pairs do not depend on
-        the dtype: a call in another precision (a float64 energy check of a float32 run) is
-        compared in the list's own precision, not answered by a rebuild."""
+    def update(self, x: Tensor, box: float) -> Tensor:
+        """Rebuild if needed for positions ``x: (B, N, 3)``; return ``x`` moved by whole boxes to the
+        periodic image of the list's reference positions (``(B, N, 3)``, x's dtype, differentiable
+        in x), on which :meth:`shift` gives every listed pair's minimum image.
+
+        The pairs do not depend on the dtype: a call in another precision (a float64 energy check
+        of a float32 run) is compared in the list's own precision, not answered by a rebuild."""
         if self.ref is not None and self.ref.shape == x.shape and self.ref.device == x.device:
             d = x.detach().to(self.ref.dtype) - self.ref
-            d = d - box * torch.round(d / box)
+            k = torch.round(d * (1.0 / box))
+            d = d - box * k
             if float((d * d).sum(-1).max()) <= (0.5 * self.skin) ** 2:
-                return
+                return x if not bool(k.any()) else x - box * k.to(x.dtype)
         self.build(x, box)
+        return x
+
+    def shift(self, box: float, dtype: torch.dtype) -> Tensor:
+        """``L * image_ij`` of every listed pair at the reference positions, component-major
+        ``(3P,)``: ``x_i - x_j - shift`` is the minimum-image separation for positions aligned by
+        :meth:`update` (they moved less than ``skin / 2`` since, and ``cutoff + skin <= L / 2``)."""
+        s = self._shifts.get(dtype)
+        if s is None:
+            s = self._shifts[dtype] = (box * self.image).to(dtype)
+        return s
 
     def build(self, x: Tensor, box: float) -> None:
         B, N, _ = x.shape
@@ -236,7 +251,27 @@ class _NeighborList:
         self.pair_batch = torch.div(self.i, N, rounding_mode="floor")
         self.i3, self.j3 = _component_indices(self.i, self.j, B * N)
         self.ref = xd.clone()
+        xs = self.ref.reshape(-1, 3).T.reshape(-1).to(torch.float64)
+        d0 = xs.index_select(0, self.i3) - xs.index_select(0, self.j3)
+        self.image = torch.round(d0 * (1.0 / box))  # (3P,) whole boxes between the pair's images
+        self._shifts = {}
         self.builds += 1
+
+
+def pair_force_kernel(pair: PairPotential):
+    """The forces-only pair loop on a neighbour list: ``(xs, i3, j3, shift) -> forces``, all flat
+    and component-major (``xs (3M,)`` positions aligned by ``_NeighborList.update``, ``i3, j3,
+    shift (3P,)``; forces ``(3M,)``). One function for the eager path and ``torch.compile``, which
+    fuses the gathers, the pair force and the products into one loop."""
+
+    def kernel(xs: Tensor, i3: Tensor, j3: Tensor, shift: Tensor) -> Tensor:
+        d = xs.index_select(0, i3) - xs.index_select(0, j3) - shift
+        dd = d.view(3, -1)
+        f = pair.force((dd * dd).sum(0))
+        fd = (dd * f).reshape(-1)
+        return torch.zeros_like(xs).index_add_(0, i3, fd).index_add_(0, j3, fd, alpha=-1)
+
+    return kernel
 
 
 def _component_indices(i: Tensor, j: Tensor, n_total: int) -> tuple[Tensor, Tensor]:
@@ -262,6 +297,10 @@ class ParticleSystem(System, SeparableHamiltonian):
             ``"vesin"`` (Verlet list from the vesin library with radius ``cutoff + skin``).
         skin: neighbour-list skin (the list is rebuilt when a particle moved more than skin/2);
             reduced to ``L/2 - cutoff`` if larger.
+        compile: run the forces-only pair loop of the neighbour list (the stepping path) through
+            ``torch.compile`` (one fused loop; needs a C++ compiler; about 20 s of compilation on
+            first use, then about twice as fast at N >= 4000: ``benchmarks/bench_md.py``). Energy,
+            virial and differentiable calls stay eager. No effect with ``neighbor="all-pairs"``.
 
     Raises:
         SymplearnError: non-positive sizes, a cutoff larger than half the box, bad masses, an
@@ -283,6 +322,7 @@ class ParticleSystem(System, SeparableHamiltonian):
         mass: float | list[float] = 1.0,
         neighbor: str = "auto",
         skin: float = 0.3,
+        compile: bool = False,
     ):
         if isinstance(n_particles, bool) or not isinstance(n_particles, numbers.Integral) or n_particles < 2:
             raise SymplearnError(f"n_particles must be an integer >= 2, got {n_particles!r}")
@@ -314,6 +354,12 @@ class ParticleSystem(System, SeparableHamiltonian):
             raise SymplearnError(f"skin must be a number >= 0, got {skin!r}")
         self.skin = float(min(skin, box_length / 2 - pair.cutoff))
         self._nl = _NeighborList(pair.cutoff + self.skin, self.skin) if neighbor == "vesin" else None
+        if not isinstance(compile, bool):
+            raise SymplearnError(f"compile must be True or False, got {compile!r}")
+        self.compile = compile and neighbor == "vesin"
+        self._kernel = pair_force_kernel(pair)
+        self._compiled = torch.compile(self._kernel, dynamic=True) if self.compile else None
+        self._kernel_checked = False
         self._cache = None
         self._pairs = None
         self.params = {"n_particles": self.n_particles, "box_length": self.box_length}
@@ -369,9 +415,14 @@ class ParticleSystem(System, SeparableHamiltonian):
         B = x.shape[0]
         if self.neighbor == "all-pairs":
             pair_batch, i3, j3 = self._all_pairs(B, q.device)
+            shift = None
         else:
-            self._nl.update(x, L)
+            x = self._nl.update(x, L)
             pair_batch, i3, j3 = self._nl.pair_batch, self._nl.i3, self._nl.j3
+            shift = self._nl.shift(L, q.dtype)
+            if not (energy or virial or virial_tensor):  # the stepping path: one kernel
+                forces = self._forces(x.reshape(-1, 3).T.reshape(-1), i3, j3, shift)
+                return {"forces": forces.view(3, -1).T.reshape(*batch, self.n_dof)}
         # Component-major flat layout (x of all particles, then y, then z): one 1-D gather per
         # side and one 1-D index_add per side for all three components. On CPU these are several
         # times faster than the same operations on (P, 3) rows, and the op count per force
@@ -379,7 +430,7 @@ class ParticleSystem(System, SeparableHamiltonian):
         n_pairs = pair_batch.shape[0]
         xs = x.reshape(-1, 3).T.reshape(-1)
         d = xs.index_select(0, i3) - xs.index_select(0, j3)
-        d = d - L * torch.round(d * (1.0 / L))
+        d = d - L * torch.round(d * (1.0 / L)) if shift is None else d - shift
         dd = d.view(3, n_pairs)
         r2 = (d * d).view(3, n_pairs).sum(0)
         if energy:
@@ -401,6 +452,23 @@ class ParticleSystem(System, SeparableHamiltonian):
                 0, pair_batch, torch.stack(comps, -1)
             )
             out["virial_tensor"] = wt.reshape(*batch, 3, 3)
+        return out
+
+    def _forces(self, xs: Tensor, i3: Tensor, j3: Tensor, shift: Tensor) -> Tensor:
+        """The pair kernel: compiled with ``compile=True`` where no graph is recorded, eager otherwise."""
+        if self._compiled is None or (torch.is_grad_enabled() and xs.requires_grad):
+            return self._kernel(xs, i3, j3, shift)
+        if self._kernel_checked:
+            return self._compiled(xs, i3, j3, shift)
+        try:
+            out = self._compiled(xs, i3, j3, shift)
+        except Exception as exc:  # inductor needs a C++ compiler at run time
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise SymplearnError(
+                f"compile=True could not compile the pair kernel ({type(exc).__name__}: {first}); "
+                "torch.compile needs a working C++ compiler (g++ or clang); use compile=False"
+            ) from None
+        self._kernel_checked = True
         return out
 
     def _all_pairs(self, B: int, device) -> tuple[Tensor, Tensor, Tensor]:
@@ -549,10 +617,13 @@ class LennardJones(ParticleSystem):
         mass: float = 1.0,
         neighbor: str = "auto",
         skin: float = 0.3,
+        compile: bool = False,
         **unknown,
     ):
         check_names(
-            unknown, [*self.PARAMS, "cutoff_treatment", "r_onset", "neighbor"], f"parameter of {self.name}"
+            unknown,
+            [*self.PARAMS, "cutoff_treatment", "r_onset", "neighbor", "compile"],
+            f"parameter of {self.name}",
         )
         if isinstance(n_particles, float) and n_particles.is_integer():
             n_particles = int(n_particles)
@@ -565,7 +636,7 @@ class LennardJones(ParticleSystem):
             raise SymplearnError(f"n_particles must be an integer >= 2, got {n_particles!r}")
         pair = LennardJonesPair(sigma, epsilon, cutoff, cutoff_treatment, r_onset)
         box = (n_particles / density) ** (1.0 / 3.0)
-        super().__init__(n_particles, box, pair, mass=mass, neighbor=neighbor, skin=skin)
+        super().__init__(n_particles, box, pair, mass=mass, neighbor=neighbor, skin=skin, compile=compile)
         self.temperature = float(temperature)
         self.params = {
             "n_particles": self.n_particles,
