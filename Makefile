@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DOCS_STAMP := $(VENV)/.docs-installed-stamp
 
-.PHONY: demo test lint bench install clean fuzz docs docs-serve
+.PHONY: demo test lint bench bench-md install clean fuzz docs docs-serve
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,17 @@ test: $(STAMP) lint
 # the long fuzz profile: tens of thousands of hostile command lines and corrupted files
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -p no:xdist -q -s tests/test_fuzz.py
+
+# the MD speed benchmark beside LAMMPS and jax-md: its own environment (.venv-bench, the bench extra)
+BENCH_STAMP := .venv-bench/.installed-stamp
+$(BENCH_STAMP): pyproject.toml constraints.txt
+	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install --quiet --upgrade pip
+	.venv-bench/bin/python -m pip install --quiet -c constraints.txt -e ".[bench]"
+	touch $(BENCH_STAMP)
+
+bench-md: $(BENCH_STAMP)
+	.venv-bench/bin/python benchmarks/bench_md.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_integrators.py

