@@ -237,25 +237,35 @@ class _NeighborList:
         return s
 
     def build(self, x: Tensor, box: float) -> None:
+        """Build the list at positions ``x: (B, N, 3)``: vesin takes the unwrapped positions and
+        returns each pair's cell shift S with ``x_j - x_i + L S`` the minimum image, so the
+        pair images come with the pairs (:meth:`shift`)."""
         B, N, _ = x.shape
         xd = x.detach()
-        wrapped = torch.remainder(xd, box).to(torch.float64).cpu().numpy()
+        pts = xd.to(torch.float64).cpu().numpy()
         cell = np.eye(3) * box
-        ii, jj = [], []
+        ii, jj, ss = [], [], []
         for b in range(B):
-            i, j = self._vesin.compute(points=wrapped[b], box=cell, periodic=True, quantities="ij")
-            ii.append(torch.as_tensor(i.astype(np.int64)) + b * N)
-            jj.append(torch.as_tensor(j.astype(np.int64)) + b * N)
-        self.i = torch.cat(ii).to(x.device)
-        self.j = torch.cat(jj).to(x.device)
+            i, j, S = self._vesin.compute(points=pts[b], box=cell, periodic=True, quantities="ijS")
+            off = b * N
+            ii.append(_int64(i) + off)
+            jj.append(_int64(j) + off)
+            ss.append(torch.from_numpy(S))
+        self.i = (ii[0] if B == 1 else torch.cat(ii)).to(x.device)
+        self.j = (jj[0] if B == 1 else torch.cat(jj)).to(x.device)
         self.pair_batch = torch.div(self.i, N, rounding_mode="floor")
         self.i3, self.j3 = _component_indices(self.i, self.j, B * N)
         self.ref = xd.clone()
-        xs = self.ref.reshape(-1, 3).T.reshape(-1).to(torch.float64)
-        d0 = xs.index_select(0, self.i3) - xs.index_select(0, self.j3)
-        self.image = torch.round(d0 * (1.0 / box))  # (3P,) whole boxes between the pair's images
+        S = ss[0] if B == 1 else torch.cat(ss)  # (P, 3) int32
+        # x_i - x_j - L * image is the minimum image: image = S (component-major, (3P,))
+        self.image = S.T.reshape(-1).to(device=x.device, dtype=torch.float64)
         self._shifts = {}
         self.builds += 1
+
+
+def _int64(a: np.ndarray) -> Tensor:
+    """vesin's uint64 indices as an int64 tensor without a copy (indices are far below 2^63)."""
+    return torch.from_numpy(a.view(np.int64) if a.dtype.itemsize == 8 else a.astype(np.int64))
 
 
 def pair_force_kernel(pair: PairPotential):
