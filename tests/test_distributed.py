@@ -1,6 +1,6 @@
 """Data-parallel fit() under torch.distributed: 2 CPU processes (gloo, loopback 127.0.0.1 only)
 launched by torchrun train the same seeded model as one process with the same global batch, and a
-killed-and-resumed DDP run ends where an uninterrupted one does; the README's command
+killed-and-resumed DDP run ends where an uninterrupted one does; the documented command
 `torchrun --standalone --nproc-per-node 2 -m symplearn train ...` writes one model folder (rank 0)
 equal to a one-process run's, and its errors reach every rank."""
 
@@ -172,20 +172,20 @@ def test_fit_on_cuda_matches_cpu_float64():
 
 
 # -- the command line under torchrun ------------------------------------------------------
-#: the README's command; `torchrun` is `python -m torch.distributed.run` of this interpreter
-README_TORCHRUN = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "symplearn"]
+#: the command of docs/cli.md; `torchrun` is `python -m torch.distributed.run` of this interpreter
+TORCHRUN = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "symplearn"]
 #: a small model on a small data set; a global batch of 32 drawn from ~130 training states, so
 #: the minibatches are sampled (with replacement) and each rank's shard is half of each one
 TRAIN = ["train", "--data", "d.npz", "--model", "hnn", "--width", "16", "--steps", "30", "--batch-size", "32"]
 
 
 def _readme_torchrun(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, *README_TORCHRUN, *args]
+    cmd = [sys.executable, *TORCHRUN, *args]
     return subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=300)
 
 
 def _data(folder: Path) -> None:
-    # the README's way to a data set file: `symplearn generate` (8 pendulum trajectories)
+    # the documented way to a data set file: `symplearn generate` (8 pendulum trajectories)
     assert (
         main(
             [
