@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from symplearn.dynamics import SeparableHamiltonian, discretize
+from symplearn.dynamics import SeparableHamiltonian
 from symplearn.integrators import integrate
+from symplearn.integrators.discretize import discretize
 from symplearn.models import MODELS, build_model
 from symplearn.models.potentials import generate_md_data, train_potential
 from symplearn.systems.particles import LennardJones

@@ -28,8 +28,8 @@ from matplotlib.figure import Figure
 from .. import md
 from .._errors import SymplearnError
 from ..diagnostics.forces import energy_statistics, jacobian_asymmetry, loop_work, system_force_fn
-from ..dynamics import discretize
 from ..integrators import integrate
+from ..integrators.discretize import discretize
 from ..models import build_model
 from ..models.potentials import generate_md_data, train_potential
 from ..report import Column, Report, write_run
