@@ -12,8 +12,8 @@ from symplearn.dynamics import SeparableHamiltonian
 from symplearn.integrators import integrate
 from symplearn.integrators.discretize import discretize
 from symplearn.models import MODELS, build_model
-from symplearn.models.potentials import generate_md_data, train_potential
 from symplearn.systems.particles import LennardJones
+from symplearn.training.potentials import generate_md_data, train_potential
 
 N = 108
 KINDS = ("pair-potential", "symmetry-function", "direct-force")
