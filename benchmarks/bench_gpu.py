@@ -40,8 +40,8 @@ import torch
 from symplearn._files import machine_info, write_json
 from symplearn.datasets import generate_dataset
 from symplearn.diagnostics import energy_error, map_symplecticity, transport_loop
-from symplearn.dynamics import discretize
 from symplearn.integrators import integrate
+from symplearn.integrators.discretize import discretize
 from symplearn.models import build_model
 from symplearn.systems import get_system
 from symplearn.training import fit, fit_ensemble, seed_everything

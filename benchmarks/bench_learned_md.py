@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 
 from symplearn._files import machine_info
-from symplearn.dynamics import discretize
 from symplearn.integrators import integrate
+from symplearn.integrators.discretize import discretize
 from symplearn.md import langevin_baoab
 from symplearn.models import build_model
 from symplearn.systems.particles import LennardJones

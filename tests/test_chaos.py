@@ -10,8 +10,8 @@ import torch
 from symplearn import SymplearnError
 from symplearn.diagnostics import lyapunov_exponent
 from symplearn.diagnostics.chaos import lyapunov_vs_energy
-from symplearn.dynamics import discretize
 from symplearn.integrators import get_integrator
+from symplearn.integrators.discretize import discretize
 from symplearn.systems import get_system
 from symplearn.systems.sampling import microcanonical_sample
 

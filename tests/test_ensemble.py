@@ -10,6 +10,7 @@ from symplearn import SymplearnError
 from symplearn.datasets import generate_dataset
 from symplearn.modelio import load_model
 from symplearn.models import build_model
+from symplearn.plotting import fit_loss_figure
 from symplearn.training import fit, seed_everything
 from symplearn.training.ensemble import SUMMARY_NAME, fit_ensemble
 
@@ -72,7 +73,7 @@ def test_model_k_equals_fit_with_seed_k(cfg, data):
 def test_saved_folders_and_summary(data, tmp_path):
     cfg = {"kind": "hnn", "n_dof": 1, "width": 8, "depth": 1}
     ens = fit_ensemble(cfg, data, seeds=[3, 5], steps=5, batch_size=16, progress=False)
-    ens.save(tmp_path / "ens", config={"note": "test"})
+    ens.save(tmp_path / "ens", config={"note": "test"}, loss_figure=fit_loss_figure)
     summary = json.loads((tmp_path / "ens" / SUMMARY_NAME).read_text())
     assert summary["k"] == 2 and summary["seeds"] == [3, 5] and summary["folders"] == ["seed-3", "seed-5"]
     losses = torch.tensor(summary["test_loss"], dtype=torch.float64)
@@ -84,6 +85,10 @@ def test_saved_folders_and_summary(data, tmp_path):
             assert torch.equal(loaded.state_dict()[name], w)
         config = json.loads((tmp_path / "ens" / f"seed-{seed}" / "config.json").read_text())
         assert config["training"]["seed"] == seed and config["note"] == "test"
+        assert (tmp_path / "ens" / f"seed-{seed}" / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ens.save(tmp_path / "bare")  # no figure drawer: no loss.png, the rest as before
+    assert not (tmp_path / "bare" / "seed-3" / "loss.png").exists()
+    assert (tmp_path / "bare" / "seed-3" / "model.safetensors").is_file()
 
 
 def test_bad_input(data):

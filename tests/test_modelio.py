@@ -25,6 +25,7 @@ from symplearn.modelio import (
     save_model,
 )
 from symplearn.models import MODELS, build_model
+from symplearn.plotting import fit_loss_figure
 from symplearn.systems.particles import ParticleSystem
 from symplearn.training import fit, seed_everything
 
@@ -92,7 +93,9 @@ def test_folder_holds_weights_config_metrics_and_loss_curve(tmp_path):
     seed_everything(0)
     model = build_model("hnn", n_dof=1, width=16)
     result = fit(model, data, steps=20, batch_size=32, lr=3e-3, progress=False)
-    folder = save_model(model, tmp_path / "run", result=result, config={"note": "test"})
+    folder = save_model(
+        model, tmp_path / "run", result=result, config={"note": "test"}, loss_figure=fit_loss_figure(result)
+    )
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [WEIGHTS_NAME, CONFIG_NAME, METRICS_NAME, LOSS_FIGURE_NAME, COMPLETE_NAME]
     )

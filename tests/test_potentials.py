@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from symplearn.dynamics import SeparableHamiltonian, discretize
+from symplearn.dynamics import SeparableHamiltonian
 from symplearn.integrators import integrate
+from symplearn.integrators.discretize import discretize
 from symplearn.models import MODELS, build_model
-from symplearn.models.potentials import generate_md_data, train_potential
 from symplearn.systems.particles import LennardJones
+from symplearn.training.potentials import generate_md_data, train_potential
 
 N = 108
 KINDS = ("pair-potential", "symmetry-function", "direct-force")

@@ -15,7 +15,8 @@ import torch
 
 import symplearn as sl
 from symplearn.cli import main
-from symplearn.dynamics import FlowMap, discretize
+from symplearn.dynamics import FlowMap
+from symplearn.integrators.discretize import discretize
 from symplearn.modelio import load_run_config
 from symplearn.models import MODELS
 from symplearn.runs._common import system_from_config

@@ -10,8 +10,8 @@ import torch
 from scipy.stats import ks_2samp
 
 from symplearn import SymplearnError
-from symplearn.dynamics import discretize
 from symplearn.integrators import integrate
+from symplearn.integrators.discretize import discretize
 from symplearn.systems import get_system
 from symplearn.systems.sampling import microcanonical_density, microcanonical_sample
 

@@ -13,7 +13,7 @@ import torch
 
 from symplearn.cli import main
 from symplearn.datasets import TrainingData, generate_dataset, load_trajectories
-from symplearn.dynamics import discretize
+from symplearn.integrators.discretize import discretize
 from symplearn.modelio import load_model
 from symplearn.models import PHNN, build_model
 from symplearn.systems import get_port_system

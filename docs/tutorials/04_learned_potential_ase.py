@@ -20,8 +20,8 @@ from symplearn.ase import SymplearnCalculator, to_atoms
 from symplearn.diagnostics import forces as dfo
 from symplearn.md import langevin_baoab
 from symplearn.models import build_model
-from symplearn.models.potentials import generate_md_data, train_potential
 from symplearn.systems import LennardJones
+from symplearn.training.potentials import generate_md_data, train_potential
 
 torch.set_num_threads(1)
 torch.manual_seed(0)

@@ -8,13 +8,7 @@ from __future__ import annotations
 from ._errors import ConvergenceError, NonFiniteError, SymplearnError
 from ._version import __version__
 from .datasets import Dataset, TrainingData, generate_dataset
-from .dynamics import (
-    Dynamics,
-    FlowMap,
-    HamiltonianDynamics,
-    SeparableHamiltonian,
-    discretize,
-)
+from .dynamics import Dynamics, FlowMap, HamiltonianDynamics, SeparableHamiltonian
 from .geometry import (
     batch_jacobian,
     canonical_J,
@@ -24,6 +18,7 @@ from .geometry import (
     symplecticity_defect,
 )
 from .integrators import INTEGRATORS, Trajectory, get_integrator, integrate, reference_trajectory
+from .integrators.discretize import discretize
 from .modelio import load_model as load
 from .modelio import save_model as save
 from .systems import SYSTEMS, get_system

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from typing import Any
 
 from ._errors import SymplearnError
 
-__all__ = ["check_float", "check_int", "check_positive"]
+__all__ = ["check_float", "check_int", "check_memory", "check_positive"]
 
 
 def _scalar(value: Any) -> Any:
@@ -63,3 +64,25 @@ def check_float(name: str, value: Any, *, positive: bool = False, nonnegative: b
 def check_positive(name: str, value: Any) -> float:
     """``float(value)`` for a positive finite number (see :func:`check_float`)."""
     return check_float(name, value, positive=True)
+
+
+def check_memory(n_bytes: float, what: str, hint: str) -> None:
+    """Refuse, before any work, a run whose arrays would take more than half the machine's memory.
+
+    Args:
+        n_bytes: the estimate.
+        what: what the estimate is of (for the message).
+        hint: the option that would help (for the message).
+
+    Raises:
+        SymplearnError: with the estimate, the memory available and ``hint``.
+    """
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no check
+        return
+    if n_bytes > 0.5 * total:
+        raise SymplearnError(
+            f"{what} would hold about {n_bytes / 2**30:.3g} GiB, more than half of this machine's "
+            f"{total / 2**30:.3g} GiB; {hint}"
+        )

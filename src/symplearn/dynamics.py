@@ -10,7 +10,8 @@ diagnostic and plot works on both without special cases:
 * :class:`SeparableHamiltonian`: ``H = T(p) + V(q)`` with ``grad_T(p)`` and ``grad_V(q)``, which
   explicit symplectic integrators (Verlet, Yoshida) need.
 * :class:`FlowMap`: discrete time, ``z_{k+1} = step(t_k, z_k)`` for a fixed declared ``dt``. A
-  continuous dynamics discretised by an integrator (:func:`discretize`) is one; a SympNet is one.
+  continuous dynamics discretised by an integrator
+  (:func:`symplearn.integrators.discretize.discretize`) is one; a SympNet is one.
   ``integrate``, the rollout loss, ``fit``, the diagnostics and the command line consume flow maps.
 
 Each kind declares its own defaults as class attributes (``state_kind``,
@@ -24,22 +25,15 @@ instead and declare ``state_kind = "lagrangian"``.
 from __future__ import annotations
 
 import abc
-import math
-from typing import Any
 
 import torch
 from torch import Tensor
-
-from ._errors import SymplearnError
-from ._validate import check_positive
 
 __all__ = [
     "Dynamics",
     "FlowMap",
     "HamiltonianDynamics",
     "SeparableHamiltonian",
-    "DiscretizedDynamics",
-    "discretize",
     "batch_time",
     "join",
     "split",
@@ -136,94 +130,6 @@ class FlowMap(abc.ABC):
     @abc.abstractmethod
     def step(self, t: float | Tensor, z: Tensor) -> Tensor:
         """One step of the map from time ``t``. Args: z: ``(..., 2n)``. Returns: ``(..., 2n)``."""
-
-
-class DiscretizedDynamics(FlowMap):
-    """A continuous dynamics advanced by a one-step integrator at a fixed step: built by
-    :func:`discretize`, which checks the pair once.
-
-    Attributes:
-        dynamics: the continuous dynamics.
-        integrator: the :class:`~symplearn.integrators.Integrator`.
-        dt: the step.
-    """
-
-    def __init__(self, dynamics: Dynamics, integrator: Any, dt: float):
-        self.dynamics = dynamics
-        self.integrator = integrator
-        self.dt = dt
-        self.n_dof = dynamics.n_dof
-        self.state_kind = dynamics.state_kind
-
-    def step(self, t: float | Tensor, z: Tensor) -> Tensor:
-        return self.integrator.step(self.dynamics, t, z, self.dt)
-
-    def partial_step(self, t: float | Tensor, z: Tensor, tau: float | Tensor) -> Tensor:
-        """One integrator step of another size ``tau`` (a float or a tensor broadcastable to
-        ``z``): what event location (Poincare sections) and loop refinement use."""
-        return self.integrator.step(self.dynamics, t, z, tau)
-
-    def __repr__(self) -> str:
-        return f"discretize({_describe(self.dynamics)}, {self.integrator.name!r}, dt={self.dt:g})"
-
-
-def _describe(obj: Any) -> str:
-    name = getattr(obj, "name", None) or getattr(obj, "kind", None)
-    return repr(name) if isinstance(name, str) else type(obj).__name__
-
-
-def discretize(dynamics: Any, integrator: Any = None, dt: Any = None) -> FlowMap:
-    """The one place that pairs a dynamics with an integrator and a step: returns a flow map.
-
-    Args:
-        dynamics: a continuous :class:`Dynamics` (system or learned model), or a :class:`FlowMap`
-            (a SympNet), which is returned as it is.
-        integrator: an :class:`~symplearn.integrators.Integrator` or its canonical name;
-            ``None`` uses the dynamics' ``default_integrator``. Must be ``None`` for a flow map.
-        dt: the step (> 0); required for continuous dynamics; for a flow map, ``None`` or its
-            own ``dt``.
-
-    Returns:
-        A :class:`FlowMap` with ``step(t, z)``.
-
-    Raises:
-        SymplearnError: an integrator that cannot integrate this dynamics (e.g. Verlet on a
-            non-separable H: the message lists those that can), a missing or non-positive dt, a
-            dt other than a flow map's own, or an object that is neither kind.
-    """
-    from .integrators import Integrator, get_integrator
-
-    if isinstance(dynamics, FlowMap):
-        if integrator is not None:
-            raise SymplearnError(
-                f"{_describe(dynamics)} is a flow map with its own step; pass integrator=None "
-                f"(got {getattr(integrator, 'name', integrator)!r})"
-            )
-        if dt is not None and not math.isclose(check_positive("dt", dt), float(dynamics.dt), rel_tol=1e-9):
-            raise SymplearnError(
-                f"{_describe(dynamics)} was built for dt={float(dynamics.dt):g}; got dt={float(dt):g} "
-                f"(pass dt=None or the map's own dt)"
-            )
-        return dynamics
-    if not isinstance(dynamics, Dynamics):
-        raise SymplearnError(
-            f"discretize needs a symplearn Dynamics (a system or a learned model) or a FlowMap, got "
-            f"{type(dynamics).__name__}"
-        )
-    if dt is None:
-        raise SymplearnError(f"discretize needs a step dt for the continuous dynamics {_describe(dynamics)}")
-    dt = check_positive("dt", dt)
-    if integrator is None:
-        integrator = dynamics.default_integrator
-    if isinstance(integrator, str):
-        integrator = get_integrator(integrator)
-    if not isinstance(integrator, Integrator):
-        raise SymplearnError(
-            f"integrator must be an Integrator or a canonical name (see `symplearn integrators`), got "
-            f"{type(integrator).__name__}"
-        )
-    integrator.check(dynamics)
-    return DiscretizedDynamics(dynamics, integrator, dt)
 
 
 def batch_time(t: float | Tensor, z: Tensor) -> Tensor:

@@ -68,7 +68,7 @@ class Frames:
 
     def data(self, dtype: torch.dtype = torch.float64) -> dict[str, Tensor]:
         """``{"q", "energy", "forces"}`` in ``dtype`` (what
-        :func:`~symplearn.models.potentials.train_potential` takes)."""
+        :func:`~symplearn.training.potentials.train_potential` takes)."""
         return {"q": self.q.to(dtype), "energy": self.energy.to(dtype), "forces": self.forces.to(dtype)}
 
 

@@ -229,7 +229,7 @@ def first_peak(r: Tensor, g: Tensor) -> tuple[float, float]:
 # ------------------------------------------------------------------------------------------
 def verlet_flow(system: ParticleSystem, dt: float):
     """The velocity-Verlet flow map of ``system`` at step ``dt``: ``discretize(system, "verlet", dt)``."""
-    from .dynamics import discretize
+    from .integrators.discretize import discretize
 
     return discretize(_check_system(system), "verlet", dt)
 

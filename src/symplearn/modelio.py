@@ -7,7 +7,8 @@ A model folder holds
   "provenance": versions, "training": fit settings, "data": data description, "system": name
   and parameters, ...}`` plus whatever the caller adds;
 * ``metrics.json``: final train and test loss, steps, wall time (when given);
-* ``loss.png``: the loss curve, train and test, log-scale (when a history is given).
+* ``loss.png``: the loss curve, train and test, log-scale (when the caller draws one:
+  :func:`symplearn.plotting.fit_loss_figure`).
 
 The files are written into a temporary sibling folder, a completion marker last, and the
 folder appears with one rename (an existing one is exchanged atomically:
@@ -42,6 +43,7 @@ from ._files import (
     write_bytes,
     write_json,
 )
+from ._validate import check_memory
 from ._version import __version__
 
 WEIGHTS_NAME = "model.safetensors"
@@ -67,7 +69,7 @@ def save_model(
     result=None,
     config: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
-    history: dict[str, list] | None = None,
+    loss_figure=None,
     files: dict[str, bytes] | None = None,
 ) -> Path:
     """Write a trained model to ``folder``, whole: staged beside it and moved in with one rename
@@ -77,7 +79,7 @@ def save_model(
         model: a symplearn model (``model.config`` names its kind and sizes).
         folder: the model folder.
         result: the :class:`~symplearn.training.FitResult` of the run; fills ``metrics``
-            (``result.metrics()``), ``history`` and the config's ``"training"`` (the fit
+            (``result.metrics()``) and the config's ``"training"`` (the fit
             settings), ``"data"`` and ``"system"`` (when the data knew its system) entries,
             unless given explicitly.
         config: extra run settings stored in ``config.json`` beside the model's own
@@ -85,7 +87,8 @@ def save_model(
             and must not use the reserved keys ``model``, ``dtype``, ``symplearn_version``,
             ``provenance``.
         metrics: numbers for ``metrics.json`` (e.g. ``FitResult.metrics()``).
-        history: a loss history (``FitResult.history``) for ``loss.png``.
+        loss_figure: a matplotlib figure saved as ``loss.png``, drawn by the caller (e.g.
+            :func:`symplearn.plotting.fit_loss_figure` of the result); none when ``None``.
         files: more files of the folder, ``{name: content}`` (plain names, not the model's own
             file names), written into the staged folder with the rest.
 
@@ -125,7 +128,6 @@ def save_model(
                 config.setdefault("system", data_info["system"])
         config.setdefault("training", settings)
         metrics = result.metrics() if metrics is None else metrics
-        history = result.history if history is None else history
     record.update(config)
 
     from safetensors.torch import save
@@ -135,10 +137,6 @@ def save_model(
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise NonFiniteError(f"cannot save the model: its tensor {name!r} holds NaN or infinite values")
     weights = save(tensors, metadata={"symplearn_version": __version__})
-    figure = None
-    if history is not None and history.get("step"):
-        loss_name = getattr(result, "loss", None)
-        figure = plot_loss_history(history, title=f"Training loss ({loss_name})" if loss_name else None)
     folder = Path(folder)
     ours = {WEIGHTS_NAME, CONFIG_NAME, METRICS_NAME, LOSS_FIGURE_NAME, COMPLETE_NAME}
     files = dict(files or {})
@@ -151,8 +149,8 @@ def save_model(
         write_json(tmp / CONFIG_NAME, record)
         if metrics is not None:
             write_json(tmp / METRICS_NAME, metrics)
-        if figure is not None:
-            save_figure(figure, tmp / LOSS_FIGURE_NAME)
+        if loss_figure is not None:
+            save_figure(loss_figure, tmp / LOSS_FIGURE_NAME)
         for name, content in files.items():
             write_bytes(tmp / name, content)
     return folder
@@ -317,8 +315,6 @@ def _check_model_size(model_config: dict[str, Any], dtype_name: str, folder: Pat
     (built on the ``meta`` device, for every model kind) and compared with the numbers in the
     weights file (read from its header: more than 4x as many is refused here) and with the
     machine's memory."""
-    from .runs._common import check_memory
-
     where = folder / CONFIG_NAME
     need = _meta_numbers(model_config)
     if need is None:
@@ -337,24 +333,3 @@ def _check_model_size(model_config: dict[str, Any], dtype_name: str, folder: Pat
         f"the model of {where} ({need:.3g} numbers)",
         "check the sizes in its config",
     )
-
-
-def plot_loss_history(history: dict[str, list], *, title: str | None = None):
-    """The loss curve of a training run: train and test loss against the step, log-scale
-    (drawn by :func:`symplearn.plotting.loss_figure`).
-
-    Args:
-        history: ``{"step": [...], "train_loss": [...], "test_loss": [...]}`` (test entries may
-            be ``None``), as in ``FitResult.history``.
-        title: figure title (default "Training loss").
-
-    Returns:
-        A ``matplotlib.figure.Figure``.
-    """
-    from .plotting import loss_figure
-
-    test = [math.nan if v is None else float(v) for v in history.get("test_loss", [])]
-    curves: dict[str, list] = {"step": list(history["step"]), "train": list(history["train_loss"])}
-    if any(v == v for v in test):
-        curves["test"] = test
-    return loss_figure(curves, title=title or "Training loss", ylabel="loss (mean squared error, data units)")

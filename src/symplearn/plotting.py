@@ -38,6 +38,8 @@ __all__ = [
     "FIG_STYLE",
     "energy_error_figure",
     "energy_figure",
+    "fit_loss_figure",
+    "loss_history_figure",
     "loss_figure",
     "lyapunov_figure",
     "phase_portrait_figure",
@@ -988,3 +990,33 @@ def trajectory_figure(
     axes[0, 0].legend(loc="best", fontsize="small")
     fig.suptitle(title)
     return fig
+
+
+def loss_history_figure(history: Mapping[str, Sequence], *, title: str | None = None) -> Figure:
+    """The loss curve of a training run: train and test loss against the step, log-scale
+    (drawn by :func:`loss_figure`); what a model folder's ``loss.png`` shows.
+
+    Args:
+        history: ``{"step": [...], "train_loss": [...], "test_loss": [...]}`` (test entries may
+            be ``None`` or absent), as in ``FitResult.history``.
+        title: figure title (default "Training loss").
+
+    Returns:
+        A ``matplotlib.figure.Figure``.
+    """
+    test = [math.nan if v is None else float(v) for v in history.get("test_loss", [])]
+    curves: dict[str, list] = {"step": list(history["step"]), "train": list(history["train_loss"])}
+    if any(v == v for v in test):
+        curves["test"] = test
+    return loss_figure(curves, title=title or "Training loss", ylabel="loss (mean squared error, data units)")
+
+
+def fit_loss_figure(result: Any) -> Figure | None:
+    """:func:`loss_history_figure` of a :class:`~symplearn.training.FitResult` (titled with its
+    loss), or ``None`` when its history has no steps: the ``loss_figure`` of
+    :func:`symplearn.modelio.save_model`."""
+    history = getattr(result, "history", None)
+    if not history or not history.get("step"):
+        return None
+    loss_name = getattr(result, "loss", None)
+    return loss_history_figure(history, title=f"Training loss ({loss_name})" if loss_name else None)

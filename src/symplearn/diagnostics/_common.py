@@ -119,7 +119,7 @@ def stepper(
         advances by another step ``tau`` (a float, or a tensor ``(..., 1)``) when the flow map
         is a discretised continuous dynamics, ``None`` for learned flow maps.
     """
-    from ..dynamics import DiscretizedDynamics
+    from ..integrators.discretize import DiscretizedDynamics
 
     if not isinstance(flow, FlowMap):
         raise SymplearnError(

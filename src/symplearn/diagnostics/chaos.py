@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from .._errors import SymplearnError
-from ..dynamics import discretize
+from ..integrators.discretize import discretize
 from ..systems.sampling import microcanonical_sample
 from .lyapunov import lyapunov_exponent
 

@@ -412,8 +412,8 @@ def nve_audit(
     Returns:
         :class:`NVEAudit`.
     """
-    from ..dynamics import discretize
     from ..integrators import integrate
+    from ..integrators.discretize import discretize
 
     t0 = time.perf_counter()
     with torch.no_grad():

@@ -42,8 +42,9 @@ from torch import Tensor  # noqa: E402
 from .. import diagnostics as dg  # noqa: E402
 from .._errors import SymplearnError  # noqa: E402
 from ..datasets import generate_dataset  # noqa: E402
-from ..dynamics import FlowMap, discretize  # noqa: E402
+from ..dynamics import FlowMap  # noqa: E402
 from ..integrators import integrate, reference_trajectory, trace_flow  # noqa: E402
+from ..integrators.discretize import discretize  # noqa: E402
 from ..models import build_model  # noqa: E402
 from ..report import Column, Report, write_run  # noqa: E402
 from ..systems import get_system  # noqa: E402

@@ -42,9 +42,9 @@ from torch import Tensor
 from .._errors import NonFiniteError, SymplearnError
 from ..datasets import TrainingData
 from ..diagnostics.helmholtz import energy_balance_residual, helmholtz_decomposition
-from ..dynamics import discretize
 from ..geometry import batch_jacobian
 from ..integrators import integrate
+from ..integrators.discretize import discretize
 from ..models import DHNN, HNN, PHNN, MLPField, TimeMLPField
 from ..plotting import style_for
 from ..report import Column, Report, write_run

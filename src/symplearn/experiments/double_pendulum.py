@@ -38,8 +38,9 @@ from .. import diagnostics as dg
 from .._errors import SymplearnError
 from ..diagnostics.chaos import lyapunov_vs_energy
 from ..diagnostics.statistics import wasserstein_1d, wasserstein_circle
-from ..dynamics import FlowMap, HamiltonianDynamics, discretize
+from ..dynamics import FlowMap, HamiltonianDynamics
 from ..integrators import get_integrator
+from ..integrators.discretize import discretize
 from ..models import build_model
 from ..models.angles import AngleHNN
 from ..plotting import style_for

@@ -27,8 +27,9 @@ from torch import Tensor
 
 from .._errors import ConvergenceError, SymplearnError
 from ..diagnostics.symmetry import angular_momentum
-from ..dynamics import HamiltonianDynamics, discretize
+from ..dynamics import HamiltonianDynamics
 from ..integrators import trace_flow
+from ..integrators.discretize import discretize
 from ..report import Column, Report, write_run
 from ..systems import Kepler
 from ._common import log

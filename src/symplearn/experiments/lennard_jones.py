@@ -28,12 +28,12 @@ from matplotlib.figure import Figure
 from .. import md
 from .._errors import SymplearnError
 from ..diagnostics.forces import energy_statistics, jacobian_asymmetry, loop_work, system_force_fn
-from ..dynamics import discretize
 from ..integrators import integrate
+from ..integrators.discretize import discretize
 from ..models import build_model
-from ..models.potentials import generate_md_data, train_potential
 from ..report import Column, Report, write_run
 from ..systems.particles import LennardJones
+from ..training.potentials import generate_md_data, train_potential
 from ._common import log
 
 DESCRIPTION = "Learned LJ potentials: conservative vs direct-force (Fig. 5: pair potential, g(r), NVE energy)"

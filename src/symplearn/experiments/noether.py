@@ -30,7 +30,7 @@ from torch import Tensor
 
 from .._errors import ConvergenceError, SymplearnError
 from ..diagnostics.symmetry import angular_momentum, rotation, total_momentum, translation
-from ..dynamics import discretize
+from ..integrators.discretize import discretize
 from ..report import Column, Report, write_run
 from ..systems import Kepler, TwoBodySpring
 from ._common import log

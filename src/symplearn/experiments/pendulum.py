@@ -24,8 +24,8 @@ from torch import Tensor
 from .. import diagnostics as dg
 from .. import plotting
 from ..datasets import generate_dataset
-from ..dynamics import discretize
 from ..integrators import integrate, reference_trajectory
+from ..integrators.discretize import discretize
 from ..models import build_model
 from ..report import Column, Report, write_run
 from ..systems import get_system

@@ -27,9 +27,10 @@ from .. import diagnostics as dg
 from .. import plotting
 from .._errors import SymplearnError
 from ..datasets import TrainingData
-from ..dynamics import SeparableHamiltonian, discretize
+from ..dynamics import SeparableHamiltonian
 from ..geometry import divergence
 from ..integrators import trace_flow
+from ..integrators.discretize import discretize
 from ..models import HNN, MLPField
 from ..report import Column, Report, write_run
 from ..systems import get_system

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .._errors import SymplearnError
-from ..dynamics import Dynamics, SeparableHamiltonian
+from ..dynamics import Dynamics
 
 
 class Integrator:
@@ -17,7 +16,7 @@ class Integrator:
     ``time_reversible``.
 
     Library code does not call :meth:`step` with a dynamics directly: it builds a flow map once
-    with :func:`symplearn.discretize` (which calls :meth:`check`) and steps that.
+    with :func:`symplearn.discretize` (which checks the pair) and steps that.
     """
 
     name: str = "integrator"
@@ -35,26 +34,11 @@ class Integrator:
         """
         raise NotImplementedError
 
-    def check(self, dynamics) -> None:
-        """Raise a clear error if this method cannot integrate ``dynamics``."""
-        if not isinstance(dynamics, Dynamics):
-            raise SymplearnError(
-                f"integrator {self.name!r} integrates continuous-time dynamics (a symplearn Dynamics), "
-                f"got {type(dynamics).__name__}"
-            )
-        if self.requires_separable and not isinstance(dynamics, SeparableHamiltonian):
-            from . import INTEGRATORS
-
-            ok = [n for n, make in INTEGRATORS.items() if not make().requires_separable]
-            raise SymplearnError(
-                f"integrator {self.name!r} needs a separable Hamiltonian H = T(p) + V(q), and "
-                f"{_describe(dynamics)} is not separable; integrators that work: {', '.join(ok)}"
-            )
+    def check(self, dynamics: Dynamics) -> None:
+        """Raise a clear error if this method cannot integrate ``dynamics``, beyond what
+        :func:`~symplearn.integrators.discretize.check_compatible` already checks (a
+        continuous-time dynamics, separable when ``requires_separable``): a hook for subclasses,
+        nothing by default."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
-
-
-def _describe(dynamics) -> str:
-    name = getattr(dynamics, "name", None) or getattr(dynamics, "kind", None)
-    return repr(name) if isinstance(name, str) else type(dynamics).__name__

@@ -147,7 +147,7 @@ def reference_trajectory(
     Returns:
         :class:`Trajectory` in float64, ``t: (T,)``, ``z: (T, ..., 2n)``.
     """
-    from ..dynamics import discretize
+    from .discretize import discretize
 
     substeps = check_int("substeps", substeps)
     flow = discretize(dynamics, integrator or "gauss-legendre-6", float(dt) / substeps)
@@ -249,7 +249,7 @@ def trace_flow(flow: FlowMap, example: Tensor | None = None) -> FlowMap:
     """
     import copy
 
-    from ..dynamics import DiscretizedDynamics, discretize
+    from .discretize import DiscretizedDynamics, discretize
 
     if not isinstance(flow, FlowMap):
         raise SymplearnError(f"trace_flow needs a flow map, got {type(flow).__name__}")

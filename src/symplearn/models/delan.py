@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._errors import NonFiniteError
-from ..dynamics import Dynamics, FlowMap, HamiltonianDynamics, discretize, join, split
+from ..dynamics import Dynamics, FlowMap, HamiltonianDynamics, join, split
+from ..integrators.discretize import discretize
 from ._common import ModelMixin, ScalarMLP, check_float, check_int
 from .activations import get_activation
 

@@ -10,12 +10,22 @@ import torch
 from torch import Tensor
 
 from .._errors import SymplearnError, lookup
-from .._validate import check_float, check_int
+from .._validate import check_float, check_int, check_memory
 from ..dynamics import FlowMap
 from ..integrators import integrate, trace_flow
 from .args import DTYPES
 
-__all__ = ["DTYPES", "check_dtype", "check_float", "check_int", "log", "rollout", "system_from_config"]
+__all__ = [
+    "DTYPES",
+    "check_data_memory",
+    "check_dtype",
+    "check_float",
+    "check_int",
+    "check_memory",
+    "log",
+    "rollout",
+    "system_from_config",
+]
 
 
 def log(quiet: bool, message: str) -> None:
@@ -79,30 +89,6 @@ def system_from_config(cfg: dict[str, Any], folder: Any = "the model folder"):
                 f"compares the model with the file's held-out trajectories instead"
             )
     return system_from_metadata(cfg, where=f"{folder}/config.json")
-
-
-def check_memory(n_bytes: float, what: str, hint: str) -> None:
-    """Refuse, before any work, a run whose arrays would take more than half the machine's memory.
-
-    Args:
-        n_bytes: the estimate.
-        what: what the estimate is of (for the message).
-        hint: the option that would help (for the message).
-
-    Raises:
-        SymplearnError: with the estimate, the memory available and ``hint``.
-    """
-    import os
-
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not POSIX: no check
-        return
-    if n_bytes > 0.5 * total:
-        raise SymplearnError(
-            f"{what} would hold about {n_bytes / 2**30:.3g} GiB, more than half of this machine's "
-            f"{total / 2**30:.3g} GiB; {hint}"
-        )
 
 
 def check_data_memory(n_traj: int, n_steps: int, n_dof: int, hint: str) -> None:

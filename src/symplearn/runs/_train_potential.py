@@ -5,7 +5,7 @@ The frames are read and checked by :func:`symplearn.frames.read_frames`; a seede
 frame holds out ``--heldout-fraction`` of them; the model
 (:class:`~symplearn.models.potentials.SymmetryFunctionPotential` for ``potential-conservative``,
 :class:`~symplearn.models.potentials.DirectForceModel` for ``potential-direct``) is trained by
-:func:`~symplearn.models.potentials.train_potential` on the others, its descriptor
+:func:`~symplearn.training.potentials.train_potential` on the others, its descriptor
 standardisation and per-atom energy offset fitted to the training frames first
 (``fit_scales``).
 
@@ -155,7 +155,8 @@ def run(args) -> int:
     """Train a potential on frames and write its model folder (``symplearn train`` dispatches here)."""
     from ..modelio import save_model
     from ..models import build_model
-    from ..models.potentials import train_potential
+    from ..plotting import loss_history_figure
+    from ..training.potentials import train_potential
 
     _check_args(args)
     out = check_output_folder(args.out, replace=False)
@@ -249,7 +250,8 @@ def run(args) -> int:
     # the first held-out frames (in the seeded split's order): up to 8, and about 2e4 atoms in all
     keep = val_idx[: max(1, min(8, 20_000 // N))]
     save_model(
-        model.cpu(), out, config=_jsonable(config), metrics=metrics, history=history,
+        model.cpu(), out, config=_jsonable(config), metrics=metrics,
+        loss_figure=loss_history_figure(history) if history.get("step") else None,
         files={HELDOUT_NAME: frames_extxyz(frames, keep)},
     )  # fmt: skip
     if not args.quiet:

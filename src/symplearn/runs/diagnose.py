@@ -25,8 +25,9 @@ from .. import diagnostics as dg
 from .. import plotting
 from .._errors import SymplearnError
 from .._files import check_output_folder
-from ..dynamics import FlowMap, HamiltonianDynamics, SeparableHamiltonian, discretize
+from ..dynamics import FlowMap, HamiltonianDynamics, SeparableHamiltonian
 from ..geometry import divergence
+from ..integrators.discretize import discretize
 from ..modelio import load_model, load_run_config
 from ..report import Column, Report, write_run
 from ..systems import SYSTEMS, get_system

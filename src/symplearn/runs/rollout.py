@@ -26,8 +26,9 @@ from .. import diagnostics as dg
 from .. import plotting
 from .._errors import NonFiniteError, SymplearnError
 from .._files import check_output_folder
-from ..dynamics import FlowMap, HamiltonianDynamics, discretize
+from ..dynamics import FlowMap, HamiltonianDynamics
 from ..integrators import reference_trajectory
+from ..integrators.discretize import discretize
 from ..modelio import load_model, load_run_config
 from ..report import Column, Report, write_run
 from . import args as _args

@@ -19,7 +19,7 @@ from .. import diagnostics as dg
 from .. import plotting
 from .._errors import SymplearnError
 from .._files import check_output_folder
-from ..dynamics import discretize
+from ..integrators.discretize import discretize
 from ..report import Column, Report, write_run
 from ..systems import get_system
 from ..systems.base import format_params

@@ -15,6 +15,7 @@ from .._files import check_output_folder
 from ..datasets import generate_dataset, get_any_system, load_training_file, system_metadata
 from ..modelio import save_model
 from ..models import build_model
+from ..plotting import fit_loss_figure
 from ..training import distributed, fit, fit_ensemble
 from . import _train_potential
 from ._common import check_data_memory, check_memory
@@ -110,7 +111,13 @@ def _main(args) -> int:
                 raise
             distributed.run_on_main(
                 f"write the model folder {str(out)!r}",
-                lambda: save_model(model.cpu(), out, result=result, config=_files._jsonable(config)),
+                lambda: save_model(
+                    model.cpu(),
+                    out,
+                    result=result,
+                    config=_files._jsonable(config),
+                    loss_figure=fit_loss_figure(result),
+                ),  # fmt: skip
             )
     finally:
         distributed.shutdown()
@@ -223,7 +230,7 @@ def _train_ensemble(args, model, ds, system, out, dtype, config) -> int:
         grad_clip=args.grad_clip if args.grad_clip is not None else "auto",
         progress=not args.quiet,
     )
-    ens.save(out, config=_files._jsonable(config))
+    ens.save(out, config=_files._jsonable(config), loss_figure=fit_loss_figure)
     if not args.quiet:
         stats = ens.summary().get("test_loss_stats") or ens.summary().get("train_loss_stats")
         print(f"{len(seeds)} {args.model} models on {_label(system, args)}: {stats}; folders in {out}/seed-*")

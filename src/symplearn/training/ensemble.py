@@ -31,7 +31,7 @@ from __future__ import annotations
 import copy
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,7 +114,13 @@ class EnsembleResult:
             "model": self.results[0].settings.get("model"),
         }
 
-    def save(self, out: str | os.PathLike, *, config: dict[str, Any] | None = None) -> Path:
+    def save(
+        self,
+        out: str | os.PathLike,
+        *,
+        config: dict[str, Any] | None = None,
+        loss_figure: Callable[[FitResult], Any] | None = None,
+    ) -> Path:
         """Write each model as an ordinary model folder ``out/seed-<s>/`` (through
         :func:`symplearn.modelio.save_model`, loadable with ``load_model``) and the summary to
         ``out/ensemble.json``.
@@ -123,6 +129,8 @@ class EnsembleResult:
             out: the ensemble folder (created if needed).
             config: extra run settings stored in every model's ``config.json`` (as for
                 ``save_model``).
+            loss_figure: draws each model's ``loss.png`` from its fit result (e.g.
+                :func:`symplearn.plotting.fit_loss_figure`); none when ``None``.
 
         Returns:
             The folder.
@@ -134,7 +142,10 @@ class EnsembleResult:
         folders = []
         for seed, model, result in zip(self.seeds, self.models, self.results):
             folder = out / f"seed-{seed}"
-            save_model(model.cpu(), folder, result=result, config=config)
+            save_model(
+                model.cpu(), folder, result=result, config=config,
+                loss_figure=loss_figure(result) if loss_figure is not None else None,
+            )  # fmt: skip
             folders.append(folder.name)
         write_json(out / SUMMARY_NAME, _jsonable({**self.summary(), "folders": folders}))
         return out

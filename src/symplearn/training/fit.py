@@ -39,8 +39,9 @@ from .._files import _jsonable
 from .._progress import Progress
 from .._validate import check_float, check_int, check_positive
 from ..datasets import TrainingData, as_training_data
-from ..dynamics import Dynamics, FlowMap, discretize
+from ..dynamics import Dynamics, FlowMap
 from ..integrators import Integrator
+from ..integrators.discretize import discretize
 from . import distributed as _dist
 from .checkpoint import checkpoint_path, data_fingerprint, load_checkpoint, save_checkpoint
 from .losses import LOSSES, acceleration_loss, derivative_loss, rollout_loss
