@@ -90,6 +90,7 @@ def _main(args) -> int:
     # folder (checkpoints included), the other ranks wait for each of its steps and share its
     # failures (distributed.run_on_main), so no rank hangs and every rank exits 2 on an error
     distributed.init_from_env(args.device)
+    finished = False
     try:
         with contextlib.ExitStack() as held:
 
@@ -119,8 +120,9 @@ def _main(args) -> int:
                     loss_figure=fit_loss_figure(result),
                 ),  # fmt: skip
             )
+        finished = True
     finally:
-        distributed.shutdown()
+        distributed.shutdown(barrier=finished)  # no barrier on a failure: a peer may be gone
     if not args.quiet and distributed.launched_rank() == 0:  # (the process group is gone)
         tl = f", test loss {result.test_loss:.3e}" if result.test_loss is not None else ""
         print(

@@ -192,10 +192,21 @@ def _wait_outcome(store, key: str, what: str, timeout: float) -> None:
         raise SymplearnError(f"rank 0 could not {what}: {outcome.removeprefix('error:')}")
 
 
-def shutdown() -> None:
-    """Leave the process group (no-op without one)."""
+def shutdown(*, barrier: bool = True) -> None:
+    """Leave the process group (no-op without one).
+
+    Args:
+        barrier: first wait for every rank (the normal end of a run): a rank that tears its
+            group down while another is still in a collective or a store wait can make that rank
+            abort ("terminate called without an active exception", seen under load). False on a
+            failure, where a peer may already be gone and a barrier could wait for it.
+    """
     if is_distributed():
-        dist.destroy_process_group()
+        try:
+            if barrier:
+                dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def training_device(device: torch.device) -> torch.device:
