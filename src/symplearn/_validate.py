@@ -11,9 +11,14 @@ import numbers
 import os
 from typing import Any
 
+import torch
+
 from ._errors import SymplearnError
 
-__all__ = ["check_float", "check_int", "check_memory", "check_positive"]
+__all__ = ["DTYPES", "check_float", "check_int", "check_memory", "check_positive", "describe"]
+
+#: the floating dtypes of states, models and files, by name (the one table of the package)
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 def _scalar(value: Any) -> Any:
@@ -25,6 +30,12 @@ def _scalar(value: Any) -> Any:
         except (TypeError, ValueError, RuntimeError):
             return value
     return value
+
+
+def describe(obj: Any) -> str:
+    """An object for a message: its registry ``name`` or model ``kind`` (quoted), else its class."""
+    name = getattr(obj, "name", None) or getattr(obj, "kind", None)
+    return repr(name) if isinstance(name, str) else type(obj).__name__
 
 
 def check_int(name: str, value: Any, *, minimum: int = 1) -> int:

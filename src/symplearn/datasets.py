@@ -32,7 +32,7 @@ from torch import Tensor
 
 from ._errors import NonFiniteError, SymplearnError
 from ._files import read_npz, write_json, write_npz
-from ._validate import check_float, check_int, check_positive
+from ._validate import DTYPES, check_float, check_int, check_positive
 from ._version import __version__
 from .integrators import Integrator, get_integrator, reference_trajectory
 from .systems import System, get_system
@@ -110,7 +110,6 @@ def _migrate_metadata(meta: dict[str, Any], version: int) -> dict[str, Any]:
 DEFAULT_INTEGRATOR = "gauss-legendre-6"
 _ARRAYS = ("t", "z", "dzdt", "train_idx", "test_idx")
 _SPLITS = ("train", "test", "all")
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 @dataclass
@@ -359,7 +358,7 @@ def _check_consistent(t, z, dzdt, train_idx, test_idx) -> None:
             raise SymplearnError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if z.ndim != 3 or z.shape[-1] % 2 or z.shape[-1] == 0:
         raise SymplearnError(f"z must have shape (T, K, 2n), got {tuple(z.shape)}")
-    if z.dtype not in _DTYPES.values() or dzdt.dtype != z.dtype or t.dtype != z.dtype:
+    if z.dtype not in DTYPES.values() or dzdt.dtype != z.dtype or t.dtype != z.dtype:
         raise SymplearnError(
             f"t, z and dzdt must share one dtype, float32 or float64; got {t.dtype}, {z.dtype}, {dzdt.dtype}"
         )
@@ -456,7 +455,7 @@ def generate_dataset(
     test_fraction = check_float("test_fraction", test_fraction, nonnegative=True)
     if test_fraction >= 1:
         raise SymplearnError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
-    if dtype not in _DTYPES.values():
+    if dtype not in DTYPES.values():
         raise SymplearnError(f"dtype must be torch.float64 or torch.float32, got {dtype!r}")
     seed = check_int("seed", seed, minimum=0)
     if integrator is None:
@@ -935,7 +934,7 @@ def load_trajectories(
     if test_fraction >= 1:
         raise SymplearnError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
     seed = check_int("seed", seed, minimum=0)
-    if dtype not in _DTYPES.values():
+    if dtype not in DTYPES.values():
         raise SymplearnError(f"dtype must be torch.float64 or torch.float32, got {dtype!r}")
     suffix = path.suffix.lower()
     if suffix not in (".npz", ".csv"):

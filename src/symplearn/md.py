@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from ._errors import SymplearnError
+from .diagnostics.symmetry import total_momentum as _axis_momentum
 from .systems.base import seeded_generator
 from .systems.particles import ParticleSystem
 
@@ -46,9 +47,12 @@ def potential_energy(system: ParticleSystem, z: Tensor) -> Tensor:
 
 
 def total_momentum(system: ParticleSystem, z: Tensor) -> Tensor:
-    """Total momentum. Args: z: ``(..., 6N)``. Returns ``(..., 3)``."""
-    p = z[..., _check_system(system).n_dof :]
-    return p.reshape(*p.shape[:-1], system.n_particles, 3).sum(-2)
+    """Total momentum, the three Noether charges of translation
+    (:func:`symplearn.diagnostics.symmetry.total_momentum` along each axis).
+    Args: z: ``(..., 6N)``. Returns ``(..., 3)``."""
+    if z.shape[-1] != 2 * _check_system(system).n_dof:
+        raise SymplearnError(f"states must have shape (..., {2 * system.n_dof}) = 6N, got {tuple(z.shape)}")
+    return torch.stack([_axis_momentum(z, spatial_dim=3, axis=a) for a in range(3)], -1)
 
 
 def centre_of_mass_kinetic_energy(system: ParticleSystem, z: Tensor) -> Tensor:

@@ -43,14 +43,13 @@ from ._files import (
     write_bytes,
     write_json,
 )
-from ._validate import check_memory
+from ._validate import DTYPES, check_memory
 from ._version import __version__
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 METRICS_NAME = "metrics.json"
 LOSS_FIGURE_NAME = "loss.png"
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def _major_minor(version: str) -> tuple[str, ...]:
@@ -218,10 +217,8 @@ def load_model(folder: str | os.PathLike, *, device: str | torch.device | None =
     if not isinstance(model_config, dict) or "kind" not in model_config:
         raise SymplearnError(f"{folder / CONFIG_NAME} has no 'model' section naming the model kind")
     dtype_name = config.get("dtype", "float32")
-    if dtype_name not in _DTYPES:
-        raise SymplearnError(
-            f"{folder / CONFIG_NAME} names dtype {dtype_name!r}; valid: {', '.join(_DTYPES)}"
-        )
+    if dtype_name not in DTYPES:
+        raise SymplearnError(f"{folder / CONFIG_NAME} names dtype {dtype_name!r}; valid: {', '.join(DTYPES)}")
     _check_model_size(model_config, dtype_name, folder)
     try:
         model = build_model(**model_config)
@@ -230,7 +227,7 @@ def load_model(folder: str | os.PathLike, *, device: str | torch.device | None =
             f"{folder / CONFIG_NAME}: the 'model' section does not describe a "
             f"{model_config['kind']!r} model ({err})"
         ) from err
-    model.to(dtype=_DTYPES[dtype_name])
+    model.to(dtype=DTYPES[dtype_name])
 
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():

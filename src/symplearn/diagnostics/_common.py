@@ -99,11 +99,6 @@ def map_rows(fn: Callable[[Tensor], Tensor], z: Tensor, *, chunk: int = CHUNK_RO
     return out.reshape(*batch, *out.shape[1:])
 
 
-def describe(obj: Any) -> str:
-    name = getattr(obj, "name", None)
-    return repr(name) if isinstance(name, str) else type(obj).__name__
-
-
 def stepper(
     flow: Any, who: str
 ) -> tuple[Callable[[Any, Tensor], Tensor], float, Callable[[Any, Tensor, Any], Tensor] | None]:

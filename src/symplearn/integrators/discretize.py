@@ -9,7 +9,7 @@ from typing import Any
 from torch import Tensor
 
 from .._errors import SymplearnError
-from .._validate import check_positive
+from .._validate import check_positive, describe
 from ..dynamics import Dynamics, FlowMap, SeparableHamiltonian
 from .base import Integrator
 from .registry import INTEGRATORS, get_integrator, integrator_class
@@ -43,12 +43,7 @@ class DiscretizedDynamics(FlowMap):
         return self.integrator.step(self.dynamics, t, z, tau)
 
     def __repr__(self) -> str:
-        return f"discretize({_describe(self.dynamics)}, {self.integrator.name!r}, dt={self.dt:g})"
-
-
-def _describe(obj: Any) -> str:
-    name = getattr(obj, "name", None) or getattr(obj, "kind", None)
-    return repr(name) if isinstance(name, str) else type(obj).__name__
+        return f"discretize({describe(self.dynamics)}, {self.integrator.name!r}, dt={self.dt:g})"
 
 
 def check_compatible(integrator: Integrator, dynamics: Any) -> None:
@@ -74,7 +69,7 @@ def check_compatible(integrator: Integrator, dynamics: Any) -> None:
         ]
         raise SymplearnError(
             f"integrator {integrator.name!r} needs a separable Hamiltonian H = T(p) + V(q), and "
-            f"{_describe(dynamics)} is not separable; integrators that work: {', '.join(ok)}"
+            f"{describe(dynamics)} is not separable; integrators that work: {', '.join(ok)}"
         )
     integrator.check(dynamics)
 
@@ -101,12 +96,12 @@ def discretize(dynamics: Any, integrator: Any = None, dt: Any = None) -> FlowMap
     if isinstance(dynamics, FlowMap):
         if integrator is not None:
             raise SymplearnError(
-                f"{_describe(dynamics)} is a flow map with its own step; pass integrator=None "
+                f"{describe(dynamics)} is a flow map with its own step; pass integrator=None "
                 f"(got {getattr(integrator, 'name', integrator)!r})"
             )
         if dt is not None and not math.isclose(check_positive("dt", dt), float(dynamics.dt), rel_tol=1e-9):
             raise SymplearnError(
-                f"{_describe(dynamics)} was built for dt={float(dynamics.dt):g}; got dt={float(dt):g} "
+                f"{describe(dynamics)} was built for dt={float(dynamics.dt):g}; got dt={float(dt):g} "
                 f"(pass dt=None or the map's own dt)"
             )
         return dynamics
@@ -116,7 +111,7 @@ def discretize(dynamics: Any, integrator: Any = None, dt: Any = None) -> FlowMap
             f"{type(dynamics).__name__}"
         )
     if dt is None:
-        raise SymplearnError(f"discretize needs a step dt for the continuous dynamics {_describe(dynamics)}")
+        raise SymplearnError(f"discretize needs a step dt for the continuous dynamics {describe(dynamics)}")
     dt = check_positive("dt", dt)
     if integrator is None:
         integrator = dynamics.default_integrator

@@ -6,12 +6,10 @@ from __future__ import annotations
 import argparse
 import math
 
-import torch
-
 from .._errors import SymplearnError
+from .._validate import DTYPES
 
 #: dtype names the runs and the command line accept
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
 DTYPE_NAMES = tuple(DTYPES)
 
 

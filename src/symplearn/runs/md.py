@@ -28,6 +28,7 @@ import torch
 
 from .. import md
 from .._errors import SymplearnError, lookup
+from .._validate import DTYPES
 from ..report import Column, Report, write_run
 from ..systems.particles import CUTOFF_TREATMENTS, LennardJones
 
@@ -35,7 +36,6 @@ DESCRIPTION = "NVE molecular dynamics of a Lennard-Jones fluid (fcc start, LAMMP
 
 #: particle systems the md command knows
 MD_SYSTEMS = {"lennard-jones": LennardJones}
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 @dataclass
