@@ -19,14 +19,12 @@ Pressure ``P = (2 KE + W) / (3 V)`` with the virial ``W = sum_{i<j} r_ij . f_ij`
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 from torch import Tensor
 
 from ._errors import SymplearnError
 from .diagnostics.symmetry import total_momentum as _axis_momentum
-from .systems.base import seeded_generator
 from .systems.particles import ParticleSystem
 
 
@@ -272,6 +270,8 @@ def langevin_baoab(
 ) -> tuple[Tensor, Tensor | None]:
     """Langevin dynamics with the BAOAB splitting (Leimkuhler & Matthews 2013), to prepare states.
 
+    ``integrate(discretize(system, LangevinBAOAB(temperature, friction, seed), dt), z0, n_steps)``
+    (:class:`~symplearn.integrators.langevin.LangevinBAOAB`) under ``torch.no_grad``.
     Per step: ``B`` half kick, ``A`` half drift, ``O`` exact Ornstein-Uhlenbeck
     ``p <- c p + sqrt((1 - c^2) m T) xi`` with ``c = exp(-friction dt)``, ``A``, ``B``.
     Samples the canonical distribution of the potential at ``temperature`` (configurational
@@ -292,34 +292,23 @@ def langevin_baoab(
     Returns:
         ``(z_final (..., 6N), saved (T, ..., 6N) or None)``.
     """
+    from .integrators import integrate
+    from .integrators.discretize import discretize
+    from .integrators.langevin import LangevinBAOAB
+
     _check_system(system)
-    if not (isinstance(friction, numbers.Real) and friction > 0):
-        raise SymplearnError(f"friction must be a positive number, got {friction!r}")
-    if not (isinstance(temperature, numbers.Real) and math.isfinite(temperature) and temperature > 0):
-        raise SymplearnError(f"temperature must be a positive number, got {temperature!r}")
-    gen = seeded_generator(seed)
-    n = system.n_dof
-    m = (1.0 / system._inv_m3).to(z0)
-    c = math.exp(-friction * dt)
-    noise = torch.sqrt((1.0 - c * c) * m * temperature)
-    saved = []
+    flow = discretize(system, LangevinBAOAB(temperature, friction, seed), dt)
+    every = save_every or n_steps
     with torch.no_grad():
-        q, p = z0[..., :n].clone(), z0[..., n:].clone()
-        f = -system.grad_V(q)
-        for k in range(1, n_steps + 1):
-            p = p + 0.5 * dt * f
-            q = q + 0.5 * dt * p / m
-            xi = torch.randn(p.shape, generator=gen, dtype=torch.float64).to(p)
-            p = c * p + noise * xi
-            q = q + 0.5 * dt * p / m
-            f = -system.grad_V(q)
-            p = p + 0.5 * dt * f
-            if save_every and k % save_every == 0:
-                saved.append(torch.cat([q, p], -1))
-    z = torch.cat([q, p], -1)
+        traj = integrate(flow, z0, n_steps, save_every=every)
+    z = traj.z[-1]
+    saved = None
+    if save_every:  # the states at steps save_every, 2 save_every, ... (not z0, not a last partial)
+        saved = traj.z[1:] if n_steps % save_every == 0 else traj.z[1:-1]
+        saved = saved if len(saved) else None
     if zero_momentum:
         z = remove_total_momentum(system, z)
-    return z, (torch.stack(saved) if saved else None)
+    return z, saved
 
 
 THERMO_COLUMNS = ("step", "time", "KE", "PE", "E", "T", "P")

@@ -8,6 +8,7 @@ from .base import Integrator
 from .explicit import RK4, Euler
 from .implicit import GaussLegendre, ImplicitMidpoint, gauss_legendre_tableau
 from .integrate import TracedFlow, Trajectory, integrate, reference_trajectory, trace_flow
+from .langevin import LangevinBAOAB
 from .registry import INTEGRATORS, get_integrator
 from .splitting import SymplecticEuler, Verlet, Yoshida4
 
@@ -21,6 +22,7 @@ __all__ = [
     "GaussLegendre",
     "ImplicitMidpoint",
     "Integrator",
+    "LangevinBAOAB",
     "SymplecticEuler",
     "Trajectory",
     "Verlet",
