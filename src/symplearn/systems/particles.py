@@ -309,7 +309,7 @@ class ParticleSystem(System, SeparableHamiltonian):
             reduced to ``L/2 - cutoff`` if larger.
         compile: run the forces-only pair loop of the neighbour list (the stepping path) through
             ``torch.compile`` (one fused loop; needs a C++ compiler; about 20 s of compilation on
-            first use, 4-5 s with torch's cache warm; then 1.2-1.4x faster at N = 32000, about
+            first use, 4-7 s with torch's cache warm; then 1.2-1.4x faster at N = 32000, about
             the same at 4000 and slower at 256: ``benchmarks/bench_md.py``). Energy, virial and
             differentiable calls stay eager. No effect with ``neighbor="all-pairs"``.
 
