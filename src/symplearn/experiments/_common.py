@@ -12,6 +12,17 @@ from ..runs._common import log, rollout  # noqa: F401 (experiments import them f
 from ..runs._states import is_lagrangian, to_canonical_states, to_model_states  # noqa: F401
 
 
+def held_out_states(ds: Any, system: Any, n: int, *, energy_range: Any, seed: int) -> Tensor:
+    """``n`` initial states ``(n, 2d)`` for rollouts: the first states of the data set's held-out
+    trajectories, topped up with fresh samples of ``system`` in ``energy_range`` (``seed + 1``)
+    when there are fewer held-out trajectories than ``n``."""
+    z0 = ds.z[0, ds.test_idx[:n]]
+    if z0.shape[0] < n:
+        extra = system.sample(n - z0.shape[0], energy_range=energy_range, seed=seed + 1)
+        z0 = torch.cat([z0, extra])
+    return z0
+
+
 def energy_summary(system: Any, z: Tensor, t: Tensor) -> dict[str, float]:
     """Maximum relative error of the true energy over time and trajectories
     (:func:`symplearn.diagnostics.energy_error`) and the mean final energy ratio ``E(T)/E(0)``,

@@ -49,7 +49,7 @@ from ..models import build_model  # noqa: E402
 from ..report import Column, Report, write_run  # noqa: E402
 from ..systems import get_system  # noqa: E402
 from ..training import fit, seed_everything  # noqa: E402
-from ._common import is_lagrangian, log, to_canonical_states, to_model_states  # noqa: E402
+from ._common import held_out_states, is_lagrangian, log, to_canonical_states, to_model_states  # noqa: E402
 
 DESCRIPTION = (
     "decision guide: each family (MLP, HNN, LNN, SympNet) on spring, pendulum, Kepler, double pendulum"
@@ -248,10 +248,7 @@ def _integrable_rows(name: str, cfg: Config) -> tuple[dict[str, dict[str, Any]],
         energy_range=p.energy_range,
         seed=cfg.seed,
     )
-    z0 = ds.z[0, ds.test_idx[: cfg.n_rollout]]
-    if z0.shape[0] < cfg.n_rollout:  # too few held-out trajectories: add fresh states
-        extra = system.sample(cfg.n_rollout - z0.shape[0], energy_range=p.energy_range, seed=cfg.seed + 1)
-        z0 = torch.cat([z0, extra])
+    z0 = held_out_states(ds, system, cfg.n_rollout, energy_range=p.energy_range, seed=cfg.seed)
     n_steps = max(1, round(horizon / p.data_dt))
     save_every = max(1, n_steps // 2000)
     log(cfg.quiet, f"{name}: truth over t = {horizon:g} ({n_steps} steps)")

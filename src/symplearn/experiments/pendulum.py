@@ -30,7 +30,7 @@ from ..models import build_model
 from ..report import Column, Report, write_run
 from ..systems import get_system
 from ..training import fit, seed_everything
-from ._common import history_for_plot, log, rollout, to_canonical_states, to_model_states
+from ._common import held_out_states, history_for_plot, log, rollout, to_canonical_states, to_model_states
 
 DESCRIPTION = (
     "pendulum: Euler vs Verlet (Fig. 4), area of a transported square (Fig. 2), "
@@ -187,10 +187,7 @@ def _models(cfg: Config, system: Any, quiet: bool):
         energy_range=cfg.energy_range,
         seed=cfg.seed,
     )
-    z0 = ds.z[0, ds.test_idx[: cfg.n_rollout]]
-    if z0.shape[0] < cfg.n_rollout:  # too few held-out trajectories: add fresh states
-        extra = system.sample(cfg.n_rollout - z0.shape[0], energy_range=cfg.energy_range, seed=cfg.seed + 1)
-        z0 = torch.cat([z0, extra])
+    z0 = held_out_states(ds, system, cfg.n_rollout, energy_range=cfg.energy_range, seed=cfg.seed)
     dt = cfg.data_dt
     n_steps = round(cfg.horizon / dt)
     save_every = max(1, n_steps // 1000)
