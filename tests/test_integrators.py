@@ -249,6 +249,82 @@ def test_blow_up_is_reported_not_propagated():
         )
 
 
+def test_observe_sees_every_step_and_counts_the_oscillators_zero_crossings():
+    """q(t) = cos(omega t) crosses zero at t = (k + 1/2) pi / omega: an observer called with the
+    states before and after each step counts them all, and can stop the run at the third."""
+    omega, dt = 1.3, 0.01
+    sys = sl.get_system("oscillator", omega=omega)
+    z0 = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    crossings = []
+
+    def observe(k, z, zn):
+        if float(z[0, 0]) * float(zn[0, 0]) < 0:
+            crossings.append(k)
+
+    n = 2000
+    traj = sl.integrate(sl.discretize(sys, "verlet", dt), z0, n, save_every=100, observe=observe)
+    expected = [
+        math.ceil(((j + 0.5) * math.pi / omega) / dt) for j in range(int(n * dt * omega / math.pi + 0.5))
+    ]
+    assert crossings == expected and traj.steps == n and traj.stopped is None
+
+    def stop_at_third(k, z, zn):
+        if float(z[0, 0]) * float(zn[0, 0]) < 0 and len(crossings) < 3:
+            crossings.append(k)
+            if len(crossings) == 3:
+                raise sl.StopIntegration(f"third crossing at step {k}")
+
+    crossings.clear()
+    traj = sl.integrate(sl.discretize(sys, "verlet", dt), z0, n, save_every=100, observe=stop_at_third)
+    assert traj.steps == expected[2] and traj.stopped == f"third crossing at step {expected[2]}"
+    assert len(traj.t) == expected[2] // 100 + 1 and float(traj.t[-1]) == pytest.approx(
+        dt * 100 * (expected[2] // 100)
+    )
+
+
+def test_on_error_stop_returns_the_states_before_the_failed_step():
+    sys = sl.get_system("pendulum")
+    z0 = sys.sample(4, seed=0)
+    flow = sl.discretize(sys, GaussLegendre(2, max_iter=3), 0.5)
+    traj = sl.integrate(flow, z0, 10, on_error="stop")
+    assert traj.steps == 1 and traj.stopped.startswith("ConvergenceError at t = 0.5 s")
+    assert traj.z.shape == (1, 4, 2) and torch.equal(traj.z[0], z0)
+    euler = sl.discretize(sl.get_system("oscillator"), "euler", 5.0)
+    traj = sl.integrate(euler, torch.tensor([[1.0, 0.0]], dtype=torch.float64), 10_000, on_error="stop")
+    assert "NonFiniteError" in traj.stopped and 0 < traj.steps < 10_000 and bool(torch.isfinite(traj.z).all())
+    with pytest.raises(sl.SymplearnError, match="on_error must be 'raise' or 'stop'"):
+        sl.integrate(euler, torch.tensor([[1.0, 0.0]], dtype=torch.float64), 5, on_error="ignore")
+
+
+def test_grad_false_gives_ordinary_tensors_equal_to_the_differentiable_rollout():
+    torch.manual_seed(0)
+    model = build_model("hnn", n_dof=1, width=16, depth=1).double()
+    z0 = torch.randn(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    flow = sl.discretize(model, "rk4", 0.05)
+    with_grad = sl.integrate(flow, z0, 120)
+    plain = sl.integrate(flow, z0, 120, grad=False)
+    traced = sl.integrate(flow, z0, 120, grad=False, trace=True)
+    assert with_grad.z.requires_grad and not plain.z.requires_grad and not plain.z.is_inference()
+    assert torch.equal(plain.z, with_grad.z.detach())
+    torch.testing.assert_close(traced.z, plain.z, rtol=1e-12, atol=1e-12)
+    assert plain.wall_s > 0 and plain.steps == 120
+    with pytest.raises(sl.SymplearnError, match="pass grad=False"):
+        sl.integrate(flow, z0, 120, trace=True)
+
+
+def test_capabilities_are_types():
+    from symplearn.integrators import ImplicitIntegrator, SplittingIntegrator
+
+    for name, make in INTEGRATORS.items():
+        it = make()
+        assert it.requires_separable == isinstance(it, SplittingIntegrator), name
+        assert it.implicit == isinstance(it, ImplicitIntegrator), name
+        assert it.implicit == name.startswith(("implicit", "gauss")), name
+    for bad in ({"max_iter": 0}, {"max_iter": 2.5}, {"tol": -1.0}):
+        with pytest.raises(sl.SymplearnError, match="max_iter must be an integer|tol must be a positive"):
+            GaussLegendre(2, **bad)
+
+
 def test_separable_only_integrator_on_non_separable_system_names_alternatives():
     sys = sl.get_system("double-pendulum")
     with pytest.raises(sl.SymplearnError, match="not separable.*implicit-midpoint"):

@@ -13,7 +13,7 @@ from torchdiffeq import odeint
 import symplearn as sl
 from symplearn import diagnostics as dg
 from symplearn.dynamics import SeparableHamiltonian, split
-from symplearn.integrators import INTEGRATORS, Integrator
+from symplearn.integrators import INTEGRATORS, SplittingIntegrator
 from symplearn.models import MODELS, build_model
 from symplearn.models._common import ModelMixin
 from symplearn.systems import SYSTEMS
@@ -120,13 +120,13 @@ class QuadraticEnergy(ModelMixin, nn.Module, SeparableHamiltonian):
         return self.vector_field(t, z)
 
 
-class PositionVerlet(Integrator):
-    """Drift-kick-drift Stormer-Verlet: order 2, symplectic, symmetric, needs separable H."""
+class PositionVerlet(SplittingIntegrator):
+    """Drift-kick-drift Stormer-Verlet: order 2, symplectic, symmetric, needs separable H (its
+    type says so: a splitting integrator)."""
 
     name = "toy-position-verlet"
     order = 2
     symplectic = True
-    requires_separable = True
     time_reversible = True
 
     def step(self, dynamics, t, z, dt):

@@ -9,8 +9,8 @@ import pytest
 import torch
 from scipy.integrate import newton_cotes
 
+from symplearn import discretize, integrate
 from symplearn._errors import SymplearnError
-from symplearn.experiments.dissipative import integrate_t
 from symplearn.systems import PORT_SYSTEMS, get_port_system
 
 F64 = torch.float64
@@ -119,7 +119,7 @@ def test_energy_balance_along_gauss_legendre_6_trajectories(name):
     s = get_port_system(name)
     z0 = torch.tensor([[1.0, 0.3], [-0.5, 0.8], [1.5, -1.0]], dtype=F64)
     dt, n = 0.01, 600
-    t, z = integrate_t(s, z0, dt, n, "gauss-legendre-6", t0=0.25)
+    t, z = integrate(discretize(s, "gauss-legendre-6", dt), z0, n, t0=0.25)[:2]
     rate = s.energy_rate(t[:, None], z).numpy()
     balance = composite_newton_cotes(rate, dt)
     dH = (s.energy(z[-1]) - s.energy(z[0])).numpy()
@@ -155,7 +155,7 @@ def test_measured_order_on_the_forced_oscillator(name):
     errs = []
     for dt in DTS[ORDERS[name]]:
         n = round(T / dt)
-        _, z = integrate_t(s, z0, dt, n, name, t0=t0, save_every=n)
+        z = integrate(discretize(s, name, dt), z0, n, t0=t0, save_every=n).z
         errs.append(float((z[-1] - exact).norm(dim=-1).max()))
     slope = np.polyfit(np.log(DTS[ORDERS[name]]), np.log(errs), 1)[0]
     assert abs(slope - ORDERS[name]) < 0.3, (name, slope, errs)

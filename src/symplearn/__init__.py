@@ -17,7 +17,14 @@ from .geometry import (
     symplectic_gradient,
     symplecticity_defect,
 )
-from .integrators import INTEGRATORS, Trajectory, get_integrator, integrate, reference_trajectory
+from .integrators import (
+    INTEGRATORS,
+    StopIntegration,
+    Trajectory,
+    get_integrator,
+    integrate,
+    reference_trajectory,
+)
 from .integrators.discretize import discretize
 from .modelio import load_model as load
 from .modelio import save_model as save
@@ -54,6 +61,7 @@ __all__ = [
     "reference_trajectory",
     "NonFiniteError",
     "SymplearnError",
+    "StopIntegration",
     "Trajectory",
     "__version__",
     "batch_jacobian",

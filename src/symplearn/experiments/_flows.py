@@ -1,6 +1,5 @@
-"""Pieces shared by the Kepler and Noether experiments: the one place they call
-:func:`~symplearn.integrators.integrate` (long batched rollouts, NaNs allowed: escapes are
-detected by the caller), a per-step timer, and training several model kinds on one budget.
+"""Pieces shared by the Kepler and Noether experiments: a per-step timer, and training several
+model kinds on one budget.
 
 Explicit rollouts are traced with :func:`~symplearn.integrators.trace_flow` by the caller: a
 step of a small network on CPU is bound by per-operation overhead, not arithmetic.
@@ -18,18 +17,12 @@ from ..dynamics import FlowMap
 from ..integrators import integrate
 
 
-def advance(flow: FlowMap, z: Tensor, n_steps: int, *, save_every: int = 1) -> Tensor:
-    """States ``(n_steps // save_every + 1, ..., 2n)`` of ``flow`` from ``z``; NaNs propagate
-    (the caller detects escapes). The one call of ``integrate`` in these experiments."""
-    return integrate(flow, z, n_steps, save_every=save_every, check_finite=False).z
-
-
 def time_per_step(flow: FlowMap, z: Tensor, n_steps: int = 200) -> float:
     """Seconds per step of ``flow`` on the batch ``z`` (inference mode, after one warm-up)."""
     with torch.inference_mode():
-        advance(flow, z, 5)
+        integrate(flow, z, 5, check_finite=False)
         t0 = time.perf_counter()
-        advance(flow, z, n_steps)
+        integrate(flow, z, n_steps, check_finite=False)
         return (time.perf_counter() - t0) / n_steps
 
 

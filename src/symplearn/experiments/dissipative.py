@@ -57,34 +57,6 @@ SYSTEM_NAMES = ("damped-spring", "damped-spring-dhnn", "forced-spring", "duffing
 ROWS = ("mlp", "hnn", "dhnn", "phnn")
 
 
-# -- integration (the one place that calls integrate) ----------------------------------------------
-def integrate_t(
-    dynamics: Any,
-    z0: Tensor,
-    dt: float,
-    n_steps: int,
-    integrator: str = "rk4",
-    *,
-    t0: float = 0.0,
-    save_every: int = 1,
-) -> tuple[Tensor, Tensor]:
-    """Integrate time-dependent (or autonomous) dynamics from ``z0 (..., 2n)`` at time ``t0``:
-    ``integrate(discretize(dynamics, integrator, dt), z0, n_steps, t0=t0)``.
-
-    Args:
-        dynamics: a :class:`~symplearn.dynamics.Dynamics` (``vector_field(t, z)``).
-        z0: initial states ``(..., 2n)``.
-        dt: step; n_steps: number of steps; integrator: a canonical name (``"rk4"``,
-            ``"implicit-midpoint"``, ``"gauss-legendre-4"``, ``"gauss-legendre-6"``, ...).
-        t0: initial time. save_every: keep every k-th state.
-
-    Returns:
-        ``t (T,)`` and ``z (T, ..., 2n)``.
-    """
-    traj = integrate(discretize(dynamics, integrator, dt), z0, n_steps, save_every=save_every, t0=t0)
-    return traj.t, traj.z
-
-
 # -- configuration ------------------------------------------------------------------------------
 @dataclass
 class Config:
@@ -238,7 +210,7 @@ def _truth_trajectories(system, z0: Tensor, proto: Protocol, n_steps: int) -> tu
     if getattr(system, "has_exact_solution", False):
         return t, system.exact_solution(z0, t)
     sub = max(1, math.ceil(proto.dt / 0.002))  # RK4 at <= 0.002: error ~1e-12, far below any model's
-    tt, z = integrate_t(system, z0, proto.dt / sub, n_steps * sub, "rk4", save_every=sub)
+    tt, z = integrate(discretize(system, "rk4", proto.dt / sub), z0, n_steps * sub, save_every=sub)[:2]
     return t, z
 
 
@@ -403,7 +375,8 @@ def _measure(model, system, proto: Protocol, data: _Data, cfg: Config, row: str)
         n = len(data.test_t) - 1
         sub = 1 if cfg.quick else max(1, math.ceil(proto.dt / 0.01 - 1e-9))
         try:
-            _, zhat = integrate_t(model, z0.to(dtype), proto.dt / sub, n * sub, "rk4", save_every=sub)
+            flow = discretize(model, "rk4", proto.dt / sub)
+            zhat = integrate(flow, z0.to(dtype), n * sub, save_every=sub).z
             zhat = zhat.double()
             out["trajectory_mse"] = float((zhat - data.test_z).pow(2).mean())
             out["trajectory_mse_median"] = float((zhat - data.test_z).pow(2).mean((0, 2)).median())

@@ -39,7 +39,7 @@ from .._errors import SymplearnError
 from ..diagnostics.chaos import lyapunov_vs_energy
 from ..diagnostics.statistics import wasserstein_1d, wasserstein_circle
 from ..dynamics import FlowMap, HamiltonianDynamics
-from ..integrators import get_integrator
+from ..integrators import StopIntegration, get_integrator, integrate
 from ..integrators.discretize import discretize
 from ..models import build_model
 from ..models.angles import AngleHNN
@@ -270,43 +270,50 @@ def _row_flow(kind: str, model: Any, integ: str, dt: float) -> TorusLift:
     return TorusLift(model, None if integ == "own step" else integ, dt)
 
 
+class OnTorus(FlowMap):
+    """A torus lift whose states are kept in ``[-pi, pi)`` after each step (no precision lost to
+    growing angles): ``z -> wrap(lift.step(t, z))``."""
+
+    def __init__(self, lift: TorusLift):
+        self.lift, self.n_dof, self.dt, self.state_kind = lift, lift.n_dof, lift.dt, lift.state_kind
+
+    def step(self, t: float | Tensor, z: Tensor) -> Tensor:
+        return wrap(self.lift.step(t, z))
+
+
 def rollout(flow: TorusLift, z0: Tensor, n_steps: int, save_every: int, to_canonical) -> dict[str, Any]:
-    """Iterate ``flow`` from ``z0 (K, 4)``; save every ``save_every`` steps (in canonical
-    coordinates via ``to_canonical``) and collect crossings of ``q1 = 0`` (wrapped) with
-    ``p1 > 0`` (linear interpolation within the step). Stops early if the state blows up."""
-    z = z0
-    saved = [to_canonical(z)]
-    sec = []
-    start = time.perf_counter()
-    alive, failure = n_steps, None
+    """Iterate ``flow`` from ``z0 (K, 4)`` with :func:`~symplearn.integrate` on the torus; save
+    every ``save_every`` steps (in canonical coordinates via ``to_canonical``) and collect
+    crossings of ``q1 = 0`` (wrapped) with ``p1 > 0`` (linear interpolation within the step, an
+    ``observe`` callback). Stops early if a step fails or the state blows up."""
+    saved = [to_canonical(z0)]
+    sec: list[Tensor] = []
+
+    def observe(k: int, z: Tensor, zn: Tensor) -> None:
+        s_prev, s_new = z[:, 0], zn[:, 0]
+        m = (torch.sign(s_prev) != torch.sign(s_new)) & (s_prev.abs() < 1.5) & (s_new.abs() < 1.5)
+        if bool(m.any()):
+            th = (s_prev[m] / (s_prev[m] - s_new[m]))[:, None]
+            zc = to_canonical(wrap(z[m] + th * wrap(zn[m] - z[m])))
+            sec.append(zc[zc[:, 2] > 0])
+        if k % save_every == 0:
+            zc = to_canonical(zn)
+            if not bool(torch.isfinite(zc).all()) or float(zc[:, 2:].abs().max()) > 1e6:
+                raise StopIntegration(f"state blew up by t = {k * flow.dt:g} s")
+            saved.append(zc)
+
     with torch.inference_mode():
-        z = wrap(z)
-        s_prev = z[:, 0]
-        for k in range(1, n_steps + 1):
-            try:
-                zn = wrap(
-                    flow.step(k * flow.dt, z)
-                )  # states kept in [-pi, pi): no precision lost to growing angles
-            except (SymplearnError, RuntimeError, FloatingPointError) as exc:  # a model that breaks down
-                alive, failure = k, f"{type(exc).__name__} at t = {k * flow.dt:g} s: {str(exc)[:160]}"
-                break
-            s_new = zn[:, 0]
-            m = (torch.sign(s_prev) != torch.sign(s_new)) & (s_prev.abs() < 1.5) & (s_new.abs() < 1.5)
-            if bool(m.any()):
-                th = (s_prev[m] / (s_prev[m] - s_new[m]))[:, None]
-                zc = to_canonical(wrap(z[m] + th * wrap(zn[m] - z[m])))
-                sec.append(zc[zc[:, 2] > 0])
-            z, s_prev = zn, s_new
-            if k % save_every == 0:
-                zc = to_canonical(z)
-                if not bool(torch.isfinite(zc).all()) or float(zc[:, 2:].abs().max()) > 1e6:
-                    alive, failure = k, f"state blew up by t = {k * flow.dt:g} s"
-                    break
-                saved.append(zc)
-    wall = time.perf_counter() - start
-    zs = torch.stack(saved)
-    sec_z = torch.cat(sec) if sec else torch.zeros(0, 4, dtype=z0.dtype)
-    return {"z": zs, "section": wrap(sec_z), "wall": wall, "steps_done": alive, "failure": failure}
+        z0w = wrap(z0)
+    # the observer keeps the states (in canonical coordinates); integrate keeps only the ends
+    traj = integrate(
+        OnTorus(flow), z0w, n_steps, save_every=n_steps, check_finite=False, grad=False,
+        observe=observe, on_error="stop",
+    )  # fmt: skip
+    with torch.inference_mode():
+        zs = torch.stack(saved)
+        sec_z = wrap(torch.cat(sec) if sec else torch.zeros(0, 4, dtype=z0.dtype))
+    return {"z": zs.clone(), "section": sec_z.clone(), "wall": traj.wall_s, "steps_done": traj.steps,
+            "failure": traj.stopped}  # fmt: skip
 
 
 # -- truth -------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from ..models import build_model
 from ..report import Column, Report, write_run
 from ..systems import get_system
 from ..training import fit, seed_everything
-from ._common import held_out_states, history_for_plot, log, rollout, to_canonical_states, to_model_states
+from ._common import held_out_states, history_for_plot, log, to_canonical_states, to_model_states
 
 DESCRIPTION = (
     "pendulum: Euler vs Verlet (Fig. 4), area of a transported square (Fig. 2), "
@@ -216,14 +216,16 @@ def _models(cfg: Config, system: Any, quiet: bool):
         # HNN (symplectic for any learned H); a SympNet is its own flow map
         flow = discretize(model, dt=dt)
         integ_name = getattr(getattr(flow, "integrator", None), "name", "own step")
-        t, x, wall = rollout(
+        t, x, wall = integrate(
             flow,
             to_model_states(model, system, z0),
             n_steps,
             save_every=save_every,
+            grad=False,
+            trace=True,
+            progress=not quiet,
             desc=f"{kind}: t = {cfg.horizon:g}",
-            quiet=quiet,
-        )
+        )[:3]
         z = to_canonical_states(model, system, x)
         rel = dg.energy_error(system, z, t=t).errors
         err = (z - ref.z).norm(dim=-1).mean(-1)  # (T,)

@@ -29,13 +29,13 @@ from .._errors import SymplearnError
 from ..datasets import TrainingData
 from ..dynamics import SeparableHamiltonian
 from ..geometry import divergence
-from ..integrators import trace_flow
+from ..integrators import integrate, trace_flow
 from ..integrators.discretize import discretize
 from ..models import HNN, MLPField
 from ..report import Column, Report, write_run
 from ..systems import get_system
 from ..training import fit, seed_everything
-from ._common import energy_summary, history_for_plot, log, rollout
+from ._common import energy_summary, history_for_plot, log
 
 DESCRIPTION = "HNN vs MLP on the spring H = (q^2 + p^2)/2: energy drift, phase-space area, loop integral"
 PRESETS = ("default", "hnn-paper")
@@ -227,14 +227,17 @@ def _evaluate(
     save_every = max(1, cfg.steps_per_period // 50)
     dtype = _dtype(dynamics)
     flow = discretize(dynamics, integrator, dt)
-    t, z, wall = rollout(
+    traj = integrate(
         flow,
         z0.to(dtype),
         n_steps,
         save_every=save_every,
+        grad=False,
+        trace=True,
+        progress=not cfg.quiet,
         desc=f"{name}: {cfg.periods} periods",
-        quiet=cfg.quiet,
     )
+    t, z, wall = traj.t, traj.z, traj.wall_s
     zr = z.double()  # energies in float64 whatever the model's dtype
     with torch.inference_mode():
         tr = dg.transport_loop(
@@ -275,7 +278,7 @@ def _energy_mse(model: Any, system: PaperSpring, cfg: Config) -> float:
     (H(model trajectory) - H(true trajectory))^2, the model integrated accurately (RK4,
     dt = 0.01)."""
     z0 = _paper_states(25, torch.Generator().manual_seed(cfg.seed + 7))
-    t, z, _ = rollout(discretize(model, "rk4", 0.01), z0.to(_dtype(model)), 2000)
+    t, z = integrate(discretize(model, "rk4", 0.01), z0.to(_dtype(model)), 2000, grad=False, trace=True)[:2]
     e_true = system.hamiltonian(system.exact_solution(z0, t))
     return float(((system.hamiltonian(z.double()) - e_true) ** 2).mean())
 
@@ -356,15 +359,17 @@ def run(config: Config, out: str | Path) -> Report:
     n_long = cfg.long_periods * cfg.long_steps_per_period
     kl = min(4, z0.shape[0])
     for name, dyn in (("true", system), ("hnn", models["hnn"]), ("mlp", models["mlp"])):
-        t, z, _ = rollout(
+        t, z = integrate(
             discretize(dyn, "rk4", dt_long),
             z0[:kl].to(_dtype(dyn)),
             n_long,
             # 20 states a period: the energy error's envelope, without 80 000 states per row
             save_every=max(1, cfg.long_steps_per_period // 20),
+            grad=False,
+            trace=True,
+            progress=not cfg.quiet,
             desc=f"{name}: {cfg.long_periods} periods",
-            quiet=cfg.quiet,
-        )
+        )[:2]
         long[name] = (t, dg.energy_error(system, z.double(), t=t).errors, z[:, 0].double())
         rows[name]["long_max_rel_energy_error"] = float(long[name][1].max())
         rows[name]["long_final_rel_energy_error"] = float(long[name][1][-1].max())

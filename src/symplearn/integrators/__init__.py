@@ -4,10 +4,10 @@ Gauss-Legendre; and :func:`integrate`, the one entry point that advances any flo
 
 from __future__ import annotations
 
-from .base import Integrator
+from .base import ImplicitIntegrator, Integrator, SplittingIntegrator
 from .explicit import RK4, Euler
 from .implicit import GaussLegendre, ImplicitMidpoint, gauss_legendre_tableau
-from .integrate import TracedFlow, Trajectory, integrate, reference_trajectory, trace_flow
+from .integrate import StopIntegration, TracedFlow, Trajectory, integrate, reference_trajectory, trace_flow
 from .langevin import LangevinBAOAB
 from .registry import INTEGRATORS, get_integrator
 from .splitting import SymplecticEuler, Verlet, Yoshida4
@@ -20,9 +20,12 @@ __all__ = [
     "RK4",
     "Euler",
     "GaussLegendre",
+    "ImplicitIntegrator",
     "ImplicitMidpoint",
     "Integrator",
     "LangevinBAOAB",
+    "StopIntegration",
+    "SplittingIntegrator",
     "SymplecticEuler",
     "Trajectory",
     "Verlet",

@@ -11,7 +11,7 @@ from torch import Tensor
 from .._errors import SymplearnError
 from .._validate import check_positive, describe
 from ..dynamics import Dynamics, FlowMap, SeparableHamiltonian
-from .base import Integrator
+from .base import Integrator, SplittingIntegrator
 from .registry import INTEGRATORS, get_integrator, integrator_class
 
 __all__ = ["DiscretizedDynamics", "check_compatible", "discretize"]
@@ -61,11 +61,11 @@ def check_compatible(integrator: Integrator, dynamics: Any) -> None:
             f"integrator {integrator.name!r} integrates continuous-time dynamics (a symplearn Dynamics), "
             f"got {type(dynamics).__name__}"
         )
-    if integrator.requires_separable and not isinstance(dynamics, SeparableHamiltonian):
+    if isinstance(integrator, SplittingIntegrator) and not isinstance(dynamics, SeparableHamiltonian):
         ok = [
             name
             for name, make in INTEGRATORS.items()
-            if (cls := integrator_class(make)) is not None and not cls.requires_separable
+            if (cls := integrator_class(make)) is not None and not issubclass(cls, SplittingIntegrator)
         ]
         raise SymplearnError(
             f"integrator {integrator.name!r} needs a separable Hamiltonian H = T(p) + V(q), and "

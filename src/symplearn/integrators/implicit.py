@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from .._errors import ConvergenceError, SymplearnError
-from .base import Integrator
+from .base import ImplicitIntegrator
 
 
 def gauss_legendre_tableau(s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -67,7 +67,7 @@ NEWTON_REFRESH_RATE = 0.1
 NEWTON_MAX_REFRESH = 2
 
 
-class GaussLegendre(Integrator):
+class GaussLegendre(ImplicitIntegrator):
     """s-stage Gauss-Legendre collocation: order 2s, symplectic, symmetric, implicit.
 
     Args:
@@ -103,7 +103,6 @@ class GaussLegendre(Integrator):
     """
 
     symplectic = True
-    implicit = True
     time_reversible = True
 
     def __init__(
@@ -117,15 +116,12 @@ class GaussLegendre(Integrator):
     ):
         if stages < 1:
             raise SymplearnError(f"Gauss-Legendre needs stages >= 1, got {stages}")
-        if max_iter < 1:
-            raise SymplearnError(f"max_iter must be >= 1, got {max_iter}")
         if solver not in SOLVERS:
             raise SymplearnError(f"unknown solver {solver!r}; valid: {', '.join(SOLVERS)}")
         if jacobian not in JACOBIANS:
             raise SymplearnError(f"unknown jacobian {jacobian!r}; valid: {', '.join(JACOBIANS)}")
+        super().__init__(tol=tol, max_iter=max_iter)
         self.stages = stages
-        self.tol = tol
-        self.max_iter = max_iter
         self.solver = solver
         self.jacobian = jacobian
         self.A, self.b, self.c = gauss_legendre_tableau(stages)
@@ -161,12 +157,14 @@ class GaussLegendre(Integrator):
         K0 = f0.unsqueeze(0).expand(s, *f0.shape)  # (s, ..., 2n): explicit-Euler predictor
         solve = _Solve(self, f, t, t_stage, z, dt, adt, A, tol, eps)
         start = K0
+        K = None
         if self.solver != "newton":
             K, converged = solve.fixed_point(K0, switch=self.solver == "auto")
-            if converged:
-                return z + dt * torch.einsum("j,j...->...", b, K)
-            start = K if K is not None else K0  # a slowly contracting iterate: a better start
-        K = solve.newton(start.detach())
+            if not converged:
+                start = K if K is not None else K0  # a slowly contracting iterate: a better start
+                K = None
+        if K is None:
+            K = solve.newton(start.detach())
         return z + dt * torch.einsum("j,j...->...", b, K)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -11,6 +14,7 @@ from .._errors import NonFiniteError, SymplearnError
 from .._progress import Progress
 from .._validate import check_int
 from ..dynamics import FlowMap
+from .base import ImplicitIntegrator
 
 
 class Trajectory(NamedTuple):
@@ -19,10 +23,22 @@ class Trajectory(NamedTuple):
     Attributes:
         t: saved times, ``(T,)``.
         z: saved states, ``(T, ..., 2n)`` (time first, then the batch shape of ``z0``).
+        wall_s: seconds the integration took (stepping, checks and saving).
+        steps: steps taken: ``n_steps``, or fewer when the integration was stopped.
+        stopped: ``None``, or why the integration ended early (an observer's
+            :class:`StopIntegration`, or a failed step with ``on_error="stop"``).
     """
 
     t: Tensor
     z: Tensor
+    wall_s: float = math.nan
+    steps: int = 0
+    stopped: str | None = None
+
+
+class StopIntegration(Exception):  # noqa: N818 - a signal, like StopIteration, not an error
+    """Raised by an ``observe`` callback of :func:`integrate` to end the integration early: the
+    states saved so far are returned and ``Trajectory.stopped`` is the exception's message."""
 
 
 def check_state(z0, dim: int | None, name: str = "z0") -> None:
@@ -56,6 +72,10 @@ def integrate(
     save_every: int = 1,
     t0: float = 0.0,
     check_finite: bool = True,
+    grad: bool = True,
+    trace: bool = False,
+    observe: Callable[[int, Tensor, Tensor], None] | None = None,
+    on_error: str = "raise",
     progress: bool = False,
     desc: str = "integrating",
 ) -> Trajectory:
@@ -66,9 +86,10 @@ def integrate(
     passed as it is::
 
         traj = integrate(discretize(system, "verlet", 0.01), z0, 10_000)
+        traj = integrate(flow, z0, 100_000, grad=False, trace=True)  # a long inference rollout
 
-    Differentiable end to end (no ``torch.no_grad`` is applied, so training can backpropagate
-    through a rollout); wrap long rollouts in ``torch.inference_mode()``.
+    Every stepping loop of the library is this one (runs, experiments, MD): the options below
+    cover what they need, so none keeps a private loop.
 
     Args:
         flow: the :class:`~symplearn.dynamics.FlowMap` (``step(t, z)``, ``dt``).
@@ -78,17 +99,30 @@ def integrate(
         t0: initial time (non-autonomous dynamics see ``t0 + k dt``).
         check_finite: raise :class:`~symplearn.NonFiniteError` (naming the step) as soon as a
             saved state is NaN or infinite, instead of propagating it.
+        grad: ``True`` (default): differentiable end to end, so training can backpropagate
+            through a rollout. ``False``: run in ``torch.inference_mode()`` and return ordinary
+            tensors (long rollouts: no graph, less overhead).
+        trace: replay a ``torch.jit.trace`` of the step (:func:`trace_flow`; needs
+            ``grad=False``) when the rollout is long enough to pay for it (``n_steps >= 100``)
+            and the step can be traced faithfully (explicit steps; implicit ones run as they are).
+        observe: ``observe(k, z_prev, z)`` after each step ``k`` (1-based) with the states before
+            and after it (events, Poincare crossings, custom stopping); it may raise
+            :class:`StopIntegration` to end the integration (state ``k`` is then not saved).
+        on_error: ``"raise"`` (default) or ``"stop"``: a step that fails (an implicit solve
+            that does not converge, a non-finite state, an error inside a learned model) ends the
+            integration and returns the states saved so far, the reason in ``stopped``.
         progress: show progress (a tqdm bar on a terminal, periodic lines otherwise).
         desc: label of the progress display.
 
     Returns:
         :class:`Trajectory` with ``t: (T,)`` and ``z: (T, ..., 2n)``,
-        ``T = ceil(n_steps / save_every) + 1``.
+        ``T = ceil(n_steps / save_every) + 1`` (fewer when stopped), ``wall_s``, ``steps`` and
+        ``stopped``.
 
     Raises:
         SymplearnError: bad arguments (not a flow map, non-positive n_steps, wrong state shape).
-        ConvergenceError: an implicit step did not converge.
-        NonFiniteError: a state became NaN/inf.
+        ConvergenceError: an implicit step did not converge (``on_error="raise"``).
+        NonFiniteError: a state became NaN/inf (``check_finite`` and ``on_error="raise"``).
     """
     if not isinstance(flow, FlowMap):
         raise SymplearnError(
@@ -98,24 +132,56 @@ def integrate(
         )
     n_steps = check_int("n_steps", n_steps)
     save_every = check_int("save_every", save_every)
+    if on_error not in ("raise", "stop"):
+        raise SymplearnError(f"on_error must be 'raise' or 'stop', got {on_error!r}")
+    if trace and grad:
+        raise SymplearnError("trace=True replays a step without gradients; pass grad=False with it")
     check_state(z0, flow.dim)
+    start = time.perf_counter()
+    if trace and n_steps >= 100:  # several times less per-step overhead for small networks
+        flow = trace_flow(flow, z0)
+    args = (flow, z0, n_steps, save_every, float(t0), check_finite, observe, on_error, progress, desc)
+    if grad:
+        traj = _loop(*args)
+    else:
+        with torch.inference_mode():
+            traj = _loop(*args)
+        traj = traj._replace(t=traj.t.clone(), z=traj.z.clone())  # ordinary tensors again
+    return traj._replace(wall_s=time.perf_counter() - start)
+
+
+def _loop(flow, z0, n_steps, save_every, t0, check_finite, observe, on_error, progress, desc) -> Trajectory:
     dt = float(flow.dt)
     saved = [z0]
-    times = [float(t0)]
+    times = [t0]
     z = z0
+    k, stopped = n_steps, None
     with Progress(n_steps, desc, enabled=progress) as bar:
         for k in range(1, n_steps + 1):
-            z = flow.step(t0 + (k - 1) * dt, z)
-            if k % save_every == 0 or k == n_steps:
-                if check_finite and not bool(torch.isfinite(z).all()):
-                    raise NonFiniteError(
-                        f"the state became NaN or infinite by step {k} (t={t0 + k * dt:g}); try a smaller dt"
-                    )
-                saved.append(z)
-                times.append(t0 + k * dt)
-                bar.update(k - bar.n)
+            try:
+                z_new = flow.step(t0 + (k - 1) * dt, z)
+                if observe is not None:
+                    observe(k, z, z_new)
+                if k % save_every == 0 or k == n_steps:
+                    if check_finite and not bool(torch.isfinite(z_new).all()):
+                        raise NonFiniteError(
+                            f"the state became NaN or infinite by step {k} (t={t0 + k * dt:g}); try a "
+                            f"smaller dt"
+                        )
+                    saved.append(z_new)
+                    times.append(t0 + k * dt)
+                    bar.update(k - bar.n)
+            except StopIntegration as exc:
+                stopped = str(exc) or f"stopped at step {k}"
+                break
+            except (SymplearnError, RuntimeError, FloatingPointError) as exc:
+                if on_error == "raise":
+                    raise
+                stopped = f"{type(exc).__name__} at t = {t0 + k * dt:g} s: {str(exc)[:160]}"
+                break
+            z = z_new
     t = torch.tensor(times, dtype=z0.dtype, device=z0.device)
-    return Trajectory(t, torch.stack(saved, 0))
+    return Trajectory(t, torch.stack(saved, 0), steps=k, stopped=stopped)
 
 
 def reference_trajectory(
@@ -256,7 +322,7 @@ def trace_flow(flow: FlowMap, example: Tensor | None = None) -> FlowMap:
     if isinstance(flow, TracedFlow):
         return flow
     if isinstance(flow, DiscretizedDynamics):
-        if flow.integrator.implicit:
+        if isinstance(flow.integrator, ImplicitIntegrator):
             return flow  # data-dependent iteration counts cannot be traced
         dyn = flow.dynamics
         if isinstance(dyn, torch.nn.Module):

@@ -19,10 +19,10 @@ from torch import Tensor
 from .._errors import SymplearnError
 from ..dynamics import join, split
 from ..systems.base import seeded_generator
-from .base import Integrator
+from .base import SplittingIntegrator
 
 
-class LangevinBAOAB(Integrator):
+class LangevinBAOAB(SplittingIntegrator):
     """BAOAB Langevin steps at ``temperature`` with friction ``friction`` (1/time).
 
     Samples the canonical distribution of a separable ``H = p^T M^-1 p / 2 + V(q)`` with a
@@ -42,7 +42,6 @@ class LangevinBAOAB(Integrator):
 
     name = "langevin-baoab"
     order = 2
-    requires_separable = True
 
     def __init__(self, temperature: float, friction: float = 1.0, seed: int = 0):
         if not (isinstance(friction, numbers.Real) and friction > 0):

@@ -9,10 +9,10 @@ from __future__ import annotations
 from torch import Tensor
 
 from ..dynamics import join, split
-from .base import Integrator
+from .base import SplittingIntegrator
 
 
-class SymplecticEuler(Integrator):
+class SymplecticEuler(SplittingIntegrator):
     """Symplectic Euler (kick then drift): ``p' = p - h V'(q)``, ``q' = q + h T'(p')``.
 
     Order 1, symplectic, explicit; needs a separable Hamiltonian.
@@ -21,7 +21,6 @@ class SymplecticEuler(Integrator):
     name = "symplectic-euler"
     order = 1
     symplectic = True
-    requires_separable = True
 
     def step(self, dynamics, t, z: Tensor, dt) -> Tensor:
         q, p = split(z)
@@ -37,7 +36,7 @@ def _verlet(dynamics, q: Tensor, p: Tensor, h: float) -> tuple[Tensor, Tensor]:
     return q, p
 
 
-class Verlet(Integrator):
+class Verlet(SplittingIntegrator):
     """Stormer-Verlet / velocity Verlet / leapfrog (kick-drift-kick).
 
     ``p_{1/2} = p - h/2 V'(q)``, ``q' = q + h T'(p_{1/2})``, ``p' = p_{1/2} - h/2 V'(q')``.
@@ -47,7 +46,6 @@ class Verlet(Integrator):
     name = "verlet"
     order = 2
     symplectic = True
-    requires_separable = True
     time_reversible = True
 
     def step(self, dynamics, t, z: Tensor, dt) -> Tensor:
@@ -55,7 +53,7 @@ class Verlet(Integrator):
         return join(q, p)
 
 
-class Yoshida4(Integrator):
+class Yoshida4(SplittingIntegrator):
     """Yoshida's fourth-order triple-jump composition of Verlet steps.
 
     Steps ``w1 h, w0 h, w1 h`` with ``w1 = 1/(2 - 2^(1/3))``, ``w0 = -2^(1/3) w1``.
@@ -65,7 +63,6 @@ class Yoshida4(Integrator):
     name = "yoshida4"
     order = 4
     symplectic = True
-    requires_separable = True
     time_reversible = True
 
     _W1 = 1.0 / (2.0 - 2.0 ** (1.0 / 3.0))
