@@ -77,10 +77,14 @@ class DoublePendulum(System):
         d = torch.full_like(c, self.m2 * self.l2**2)
         return torch.stack([torch.stack([a, b], -1), torch.stack([b, d], -1)], -2)
 
-    def _inverse_mass(self, D: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Entries ``(A, B, C)`` of ``M^{-1} = [[A, B], [B, C]]`` and ``det M`` as functions of D."""
+    def _inverse_mass(
+        self, D: Tensor, c: Tensor | None = None, s: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Entries ``(A, B, C)`` of ``M^{-1} = [[A, B], [B, C]]`` and ``det M`` as functions of D
+        (``c, s``: ``cos D, sin D`` when the caller has them already)."""
         m1, m2, l1, l2 = self.m1, self.m2, self.l1, self.l2
-        c, s = torch.cos(D), torch.sin(D)
+        c = torch.cos(D) if c is None else c
+        s = torch.sin(D) if s is None else s
         det = m2 * l1**2 * l2**2 * (m1 + m2 * s**2)
         return m2 * l2**2 / det, -m2 * l1 * l2 * c / det, (m1 + m2) * l1**2 / det, det
 
@@ -103,7 +107,7 @@ class DoublePendulum(System):
         m1, m2, l1, l2, g = self.m1, self.m2, self.l1, self.l2, self.g
         D = q[..., 0] - q[..., 1]
         s, c = torch.sin(D), torch.cos(D)
-        A, B, C, det = self._inverse_mass(D)
+        A, B, C, det = self._inverse_mass(D, c, s)  # sin and cos once: a third of the field's cost
         p1, p2 = p[..., 0], p[..., 1]
         N = m2 * l2**2 * p1**2 + (m1 + m2) * l1**2 * p2**2 - 2.0 * m2 * l1 * l2 * c * p1 * p2
         # T = N / (2 det);  dT/dD = (dN/dD - 2 T d(det)/dD) / (2 det)
