@@ -280,10 +280,10 @@ def run(config: Config | Setup, out: str | Path) -> Report:
         del figures["pair_potential.png"]
     if learned:
         title = f"MD: learned {system.kind} ({cfg.potential}), N = {N}, box {system.box_length:.5g}"
-        setup = f"Learned {system.kind} model from {cfg.potential}, cutoff {system.pair.cutoff:g}"
+        described = f"Learned {system.kind} model from {cfg.potential}, cutoff {system.pair.cutoff:g}"
     else:
         title = f"MD: {cfg.system}, N = {N}, density {cfg.density:g}"
-        setup = f"Cutoff {cfg.cutoff:g} ({cfg.cutoff_treatment})"
+        described = f"Cutoff {cfg.cutoff:g} ({cfg.cutoff_treatment})"
     report = Report(
         title=f"{title}, T0 = {cfg.temperature:g}, {cfg.steps} steps of {cfg.dt:g}",
         rows={"nve": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}},
@@ -297,7 +297,7 @@ def run(config: Config | Setup, out: str | Path) -> Report:
         ],
         figures=figures,
         sections=[
-            f"Averages over the second half of the run (t >= {t[half]:.3g} tau). {setup}, "
+            f"Averages over the second half of the run (t >= {t[half]:.3g} tau). {described}, "
             f"{system.neighbor} pair search, {cfg.dtype}. "
             f"First g(r) peak at r = {r_peak:.3f} sigma, height {g_peak:.3f}. Files: "
             "`trajectory.extxyz` (wrapped positions, momenta, `unwrapped` array), `thermo.csv`.",
