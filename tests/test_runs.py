@@ -236,3 +236,80 @@ def test_cli_run_subcommands_exit_2_with_one_line(tmp_path, capsys):
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "does not exist" in proc.stderr
     assert not list(tmp_path.glob("[dr]")) and not list(tmp_path.glob(".*"))
+
+
+# -- names made objects once ---------------------------------------------------------------
+def _count(monkeypatch, owner, name):
+    """Replace ``owner.name`` by a wrapper that records each call (and still calls it)."""
+    calls, real = [], getattr(owner, name)
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counted)
+    return calls
+
+
+def test_simulate_builds_system_and_flow_once_per_run_and_per_command(tmp_path, monkeypatch):
+    systems = _count(monkeypatch, simulate, "get_system")
+    flows = _count(monkeypatch, simulate, "discretize")
+    cfg = simulate.Config(system="pendulum", dt=0.05, steps=20, n_traj=2, seed=3, quiet=True)
+    report = simulate.run(cfg, tmp_path / "a")
+    assert (len(systems), len(flows)) == (1, 1)
+    argv = ["simulate", "pendulum", "--dt", "0.05", "--steps", "20", "--n-traj", "2", "--seed", "3"]
+    assert cli.main([*argv, "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert (len(systems), len(flows)) == (2, 2)
+    setup = cfg.build()  # the built setup runs as it is: nothing is built again
+    assert setup.config == cfg.resolved() and setup.flow.integrator.name == "verlet"
+    assert (len(systems), len(flows)) == (4, 4)
+    again = simulate.run(setup, tmp_path / "c")
+    assert (len(systems), len(flows)) == (4, 4)
+    z = report.arrays["trajectory.npz"]["z"]
+    assert torch.equal(again.arrays["trajectory.npz"]["z"], z)
+    with np.load(tmp_path / "b" / "trajectory.npz") as f:
+        assert np.array_equal(f["z"], z.numpy())  # the command runs the same numbers
+
+
+@pytest.fixture(scope="module")
+def sympnet_folder(tmp_path_factory):
+    """A G-SympNet trained briefly on oscillator pairs (a flow map of step 0.1)."""
+    torch.manual_seed(0)
+    data = sl.generate_dataset(get_system("oscillator"), n_traj=8, dt=0.1, n_steps=20, seed=0)
+    model = build_model("sympnet-g", n_dof=1, layers=2, width=8, dt=0.1)
+    result = sl.fit(model, data, steps=20, batch_size=64, lr=1e-2, seed=0, progress=False)
+    folder = tmp_path_factory.mktemp("models") / "sympnet"
+    sl.save(model, folder, result=result)
+    return folder
+
+
+@pytest.mark.parametrize("which", ["hnn", "sympnet"])
+def test_rollout_loads_the_model_folder_once(tmp_path, monkeypatch, hnn_folder, sympnet_folder, which):
+    folder = hnn_folder if which == "hnn" else sympnet_folder
+    models = _count(monkeypatch, rollout, "load_model")
+    configs = _count(monkeypatch, rollout, "load_run_config")
+    flows = _count(monkeypatch, rollout, "discretize")
+    dt = 0.1 if which == "hnn" else None
+    rollout.run(rollout.Config(model_dir=str(folder), steps=10, dt=dt, n_traj=2, quiet=True), tmp_path / "a")
+    assert (len(models), len(configs), len(flows)) == (1, 1, 1)
+    argv = ["rollout", str(folder), "--steps", "10", "--n-traj", "2", *(["--dt", "0.1"] * (dt is not None))]
+    assert cli.main([*argv, "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert (len(models), len(configs), len(flows)) == (2, 2, 2)
+    a, b = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in "ab")
+    assert a["integrator"] == b["integrator"] == ("implicit-midpoint" if which == "hnn" else "own step")
+    assert a["state_error_max"] == b["state_error_max"]
+
+
+def test_diagnose_builds_its_target_once(tmp_path, monkeypatch, hnn_folder):
+    systems = _count(monkeypatch, diagnose, "get_system")
+    models = _count(monkeypatch, diagnose, "load_model")
+    flows = _count(monkeypatch, diagnose, "discretize")
+    observables = _count(monkeypatch, diagnose, "parse_observable")
+    cfg = diagnose.Config(target="oscillator", steps=10, n_points=8, observable="q*p", quiet=True)
+    m = diagnose.run(cfg, tmp_path / "a").metrics
+    assert (len(systems), len(models), len(flows), len(observables)) == (1, 0, 1, 1)
+    argv = ["diagnose", str(hnn_folder), "--steps", "10", "--n-points", "8", "--out", str(tmp_path / "b")]
+    assert cli.main([*argv, "--quiet"]) == 0
+    assert (len(systems), len(models), len(flows), len(observables)) == (1, 1, 2, 1)
+    # {q p, H} = p^2 - q^2 on the oscillator: not conserved, and measured with the parsed observable
+    assert m["bracket"]["observable"] == "q*p" and m["bracket"]["max_abs_normalised"] > 0.1

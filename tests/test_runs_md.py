@@ -100,3 +100,25 @@ def test_langevin_equilibration_hands_nve_a_state_at_rest(tmp_path):
         ke = 0.5 * float((atoms.get_momenta() ** 2).sum())  # m = 1
         assert float(row["KE"]) == pytest.approx(ke, rel=1e-6)
         assert float(row["T"]) == pytest.approx(2 * float(row["KE"]) / (3 * 108 - 3), rel=1e-10)
+
+
+def test_the_command_validates_and_builds_the_system_once(tmp_path, monkeypatch):
+    calls = {"resolved": 0, "build_system": 0}
+    for name in calls:
+        real = getattr(run_md.Config, name)
+
+        def counted(self, _real=real, _name=name):
+            calls[_name] += 1
+            return _real(self)
+
+        monkeypatch.setattr(run_md.Config, name, counted)
+    out = tmp_path / "run"
+    args = parse(["md", "--n", "108", "--steps", "20", "--save-every", "10", "--out", str(out), "--quiet"])
+    assert args.func(args) == 0
+    assert calls == {"resolved": 1, "build_system": 1}
+    # the built setup runs as it is: the same start and so the same thermo log
+    setup = run_md.config_from_args(args).build()
+    assert calls == {"resolved": 2, "build_system": 2}
+    run_md.run(setup, tmp_path / "again")
+    assert calls == {"resolved": 2, "build_system": 2}
+    assert (out / "thermo.csv").read_text() == (tmp_path / "again" / "thermo.csv").read_text()

@@ -26,6 +26,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -81,6 +82,41 @@ class Config:
                 raise SymplearnError(f"{name} must be >= 0, got {getattr(self, name)}")
         return self
 
+    def build(self) -> Setup:
+        """Validate and make the target an object, once: the :class:`Setup` that :func:`run`
+        runs (the model loaded from its folder, or the ASE calculator built, and a model
+        folder's held-out frames).
+
+        Raises:
+            SymplearnError: as :meth:`resolved` and :func:`load_target`.
+        """
+        cfg = self.resolved()
+        kind, target = load_target(cfg)
+        probe = None
+        if kind == "model":
+            from ..frames import probe_positions
+
+            probe = probe_positions(cfg.target, target)
+        return Setup(config=cfg, kind=kind, target=target, probe=probe)
+
+
+@dataclass(frozen=True, eq=False)
+class Setup:
+    """A force check with its target made an object (:meth:`Config.build`, once): what
+    :func:`run` runs.
+
+    Attributes:
+        config: the validated configuration.
+        kind: ``"model"`` (a model folder) or ``"ase"`` (a calculator).
+        target: the loaded model (float64) or the built calculator.
+        probe: a model folder's held-out frame positions, ``None`` without them (or for ASE).
+    """
+
+    config: Config
+    kind: str
+    target: Any
+    probe: torch.Tensor | None
+
 
 def load_target(cfg: Config):
     """``("model", model)`` for a model folder, ``("ase", calculator)`` for ``module:Class``."""
@@ -121,19 +157,22 @@ def probe_state(cfg: Config, n_particles: int, density: float) -> tuple[LennardJ
     return lj, z
 
 
-def run(config: Config, out: str | Path | None = None) -> dfo.ForceCheck:
-    """Run the three detectors; write ``out/check_forces.json`` when ``out`` is given."""
-    cfg = config.resolved()
+def run(config: Config | Setup, out: str | Path | None = None) -> dfo.ForceCheck:
+    """Run the three detectors; write ``out/check_forces.json`` when ``out`` is given.
+
+    Args:
+        config: the settings (validated and built here first, :meth:`Config.build`), or the
+            :class:`Setup` they built.
+        out: the folder of ``check_forces.json``; ``None``: none written.
+    """
     t0 = time.perf_counter()
-    kind, target = load_target(cfg)
-    probe = None
+    setup = config if isinstance(config, Setup) else config.build()
+    cfg, kind, target, probe = setup.config, setup.kind, setup.target, setup.probe
     if kind == "model":
-        from ..frames import probe_positions
         from ..systems.particles import maxwell_boltzmann
 
         fn = dfo.system_force_fn(target)
         box = target.box_length
-        probe = probe_positions(cfg.target, target)
         if probe is None:  # no frames of its own (e.g. the LJ experiment's): an LJ liquid in its box
             lj, z = probe_state(cfg, target.n_particles, target.density)
         else:  # a frames-trained folder: its first held-out frame, momenta at the temperature
@@ -214,7 +253,7 @@ def _cmd(args: argparse.Namespace) -> int:
         temperature=args.temperature, nve_steps=args.nve_steps, dt=args.dt, seed=args.seed, quiet=args.quiet,
         equilibration_steps=args.equilibrate, n_loops=args.loops, loop_points=args.loop_points,
     )  # fmt: skip
-    check = run(cfg, args.out)
+    check = run(cfg.build(), args.out)
     if check.nve is None and cfg.nve_steps and not cfg.quiet:
         print("NVE audit        skipped: the model has no energy and its folder no reference energy")
     print(check.summary() if not cfg.quiet else f"verdict: {check.verdict.upper()}")

@@ -15,6 +15,7 @@ import argparse
 import ast
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,17 @@ class Config:
     def resolved(self) -> Config:
         """Validate (loading a model folder) and return the configuration actually run: the
         system's full parameters, the step and the integrator's canonical name (``"own step"``
-        for a flow map).
+        for a flow map); :meth:`build`'s ``config``.
+
+        Raises:
+            SymplearnError: as :meth:`build`.
+        """
+        return self.build().config
+
+    def build(self) -> Setup:
+        """Validate and make the names objects, once: the :class:`Setup` that :func:`run` runs
+        (the dynamics, a system or the model folder loaded, the true system, the flow map, the
+        parsed observable).
 
         Raises:
             SymplearnError: an unknown target, a Lagrangian model, non-positive numbers, a bad
@@ -89,10 +100,11 @@ class Config:
         """
         check_int("steps", self.steps)
         check_int("n_points", self.n_points, minimum=2)  # the default loop's radius needs a spread
-        dyn, system, _ = _target(self.target, self.params)
+        dyn, system, label = _target(self.target, self.params)
         fmap = _flow(dyn, self.dt, self.integrator)
+        observable = None
         if self.observable is not None:
-            parse_observable(self.observable, system.n_dof)
+            observable = parse_observable(self.observable, system.n_dof)
         loop = None
         if self.loop is not None:
             loop = tuple((float(a), float(b)) for a, b in self.loop)
@@ -102,7 +114,32 @@ class Config:
                 )
         name = "own step" if isinstance(dyn, FlowMap) else fmap.integrator.name
         params = {} if _is_model_folder(self.target) else dict(system.params)
-        return replace(self, params=params, dt=float(fmap.dt), integrator=name, loop=loop)
+        config = replace(self, params=params, dt=float(fmap.dt), integrator=name, loop=loop)
+        return Setup(
+            config=config, dynamics=dyn, system=system, label=label, flow=fmap, observable=observable
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Setup:
+    """A diagnosis with its names made objects (:meth:`Config.build`, once): what :func:`run` runs.
+
+    Attributes:
+        config: the validated configuration actually run (recorded in ``config.json``).
+        dynamics: the target's dynamics (the system, or the model loaded from its folder, in
+            float64).
+        system: the true system (the model folder's for a model).
+        label: the target's name in the report.
+        flow: the flow map diagnosed (the dynamics discretised, or a flow map model itself).
+        observable: the parsed ``config.observable`` (:func:`parse_observable`), or ``None``.
+    """
+
+    config: Config
+    dynamics: Any
+    system: Any
+    label: str
+    flow: FlowMap
+    observable: Callable[[torch.Tensor], torch.Tensor] | None
 
 
 def _is_model_folder(target: str) -> bool:
@@ -146,11 +183,12 @@ def _flow(dyn, dt, integrator) -> FlowMap:
     return discretize(dyn, integrator or exact_flow_integrator(dyn), dt)
 
 
-def run(config: Config, out: str | Path) -> Report:
+def run(config: Config | Setup, out: str | Path) -> Report:
     """Diagnose the target and write the run folder ``out`` (replaced whole).
 
     Args:
-        config: the settings (validated here first).
+        config: the settings (validated and built here first, :meth:`Config.build`), or the
+            :class:`Setup` they built.
         out: the run folder.
 
     Returns:
@@ -165,10 +203,9 @@ def run(config: Config, out: str | Path) -> Report:
         SymplearnError: an invalid configuration or output folder (before any work).
     """
     t_start = time.perf_counter()
-    cfg = config.resolved()
+    setup = config if isinstance(config, Setup) else config.build()
+    cfg, dyn, system, label, fmap = setup.config, setup.dynamics, setup.system, setup.label, setup.flow
     out = check_output_folder(out)
-    dyn, system, label = _target(cfg.target, None if _is_model_folder(cfg.target) else cfg.params)
-    fmap = _flow(dyn, cfg.dt, cfg.integrator)
     flow = isinstance(dyn, FlowMap)
     n, dt, integ_name = system.n_dof, cfg.dt, cfg.integrator
     sample = system.sample(cfg.n_points, seed=cfg.seed)
@@ -203,7 +240,7 @@ def run(config: Config, out: str | Path) -> Report:
     err = dg.invariant_error(system.hamiltonian(z), t)
     m["energy_error"] = err.as_dict()
     if cfg.observable:
-        f = parse_observable(cfg.observable, n)
+        f = setup.observable
         H = dyn.hamiltonian if isinstance(dyn, HamiltonianDynamics) else system.hamiltonian
         br = dg.bracket_with_energy(f, H, sample)
         m["bracket"] = {
@@ -455,5 +492,5 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def _main(args: argparse.Namespace) -> int:
-    run(config_from_args(args), args.out)
+    run(config_from_args(args).build(), args.out)
     return 0

@@ -22,6 +22,7 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -108,6 +109,25 @@ class Config:
             )
         return self
 
+    def build(self) -> Setup:
+        """Validate and make the names objects, once: the :class:`Setup` that :func:`run` runs
+        (the particle system or the learned model of ``potential``, and that folder's start).
+
+        Raises:
+            SymplearnError: as :meth:`resolved` and :meth:`build_system`; a non-physical
+                temperature for a learned potential.
+        """
+        cfg = self.resolved()
+        system = cfg.build_system()
+        probe = None
+        if cfg.potential:
+            from ..frames import probe_positions
+            from ..systems.particles import _check_temperature
+
+            _check_temperature(cfg.temperature)
+            probe = probe_positions(cfg.potential, system)
+        return Setup(config=cfg, system=system, probe=probe)
+
     def build_system(self) -> LennardJones:
         """The particle system (validates density, temperature, cutoff vs box, N); with
         ``potential``, the learned model of that folder (in ``dtype``)."""
@@ -128,8 +148,29 @@ class Config:
         )
 
 
-def run(config: Config, out: str | Path) -> Report:
+@dataclass(frozen=True, eq=False)
+class Setup:
+    """An MD run with its names made objects (:meth:`Config.build`, once): what :func:`run` runs.
+
+    Attributes:
+        config: the validated configuration (recorded in ``config.json``).
+        system: the particle system, or the learned potential of ``config.potential``.
+        probe: a learned potential's start positions (its folder's held-out frames), ``None``
+            for a true system or a folder without frames (an fcc start).
+    """
+
+    config: Config
+    system: Any
+    probe: torch.Tensor | None
+
+
+def run(config: Config | Setup, out: str | Path) -> Report:
     """Run MD and write the run folder ``out``.
+
+    Args:
+        config: the settings (validated and built here first, :meth:`Config.build`), or the
+            :class:`Setup` they built.
+        out: the run folder.
 
     Returns:
         The :class:`~symplearn.report.Report` (its ``metrics`` are ``metrics.json``'s entries).
@@ -140,20 +181,15 @@ def run(config: Config, out: str | Path) -> Report:
     """
     from ..ase import write_extxyz
 
-    cfg = config.resolved()
     t_start = time.perf_counter()
-    system = cfg.build_system()
+    setup = config if isinstance(config, Setup) else config.build()
+    cfg, system, probe = setup.config, setup.system, setup.probe
     dtype = DTYPES[cfg.dtype]
     N = system.n_particles
     learned = bool(cfg.potential)
-    probe = None
-    if learned:
-        from ..frames import probe_positions
-        from ..systems.particles import _check_temperature, maxwell_boltzmann
-
-        _check_temperature(cfg.temperature)
-        probe = probe_positions(cfg.potential, system)
     if probe is not None:  # the folder's first held-out frame, momenta at the temperature
+        from ..systems.particles import maxwell_boltzmann
+
         p = maxwell_boltzmann(system.masses, cfg.temperature, seed=cfg.seed)[0]
         z = torch.cat([probe[0], p]).to(dtype)
     else:
@@ -244,10 +280,10 @@ def run(config: Config, out: str | Path) -> Report:
         del figures["pair_potential.png"]
     if learned:
         title = f"MD: learned {system.kind} ({cfg.potential}), N = {N}, box {system.box_length:.5g}"
-        setup = f"Learned {system.kind} model from {cfg.potential}, cutoff {system.pair.cutoff:g}"
+        described = f"Learned {system.kind} model from {cfg.potential}, cutoff {system.pair.cutoff:g}"
     else:
         title = f"MD: {cfg.system}, N = {N}, density {cfg.density:g}"
-        setup = f"Cutoff {cfg.cutoff:g} ({cfg.cutoff_treatment})"
+        described = f"Cutoff {cfg.cutoff:g} ({cfg.cutoff_treatment})"
     report = Report(
         title=f"{title}, T0 = {cfg.temperature:g}, {cfg.steps} steps of {cfg.dt:g}",
         rows={"nve": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}},
@@ -261,7 +297,7 @@ def run(config: Config, out: str | Path) -> Report:
         ],
         figures=figures,
         sections=[
-            f"Averages over the second half of the run (t >= {t[half]:.3g} tau). {setup}, "
+            f"Averages over the second half of the run (t >= {t[half]:.3g} tau). {described}, "
             f"{system.neighbor} pair search, {cfg.dtype}. "
             f"First g(r) peak at r = {r_peak:.3f} sigma, height {g_peak:.3f}. Files: "
             "`trajectory.extxyz` (wrapped positions, momenta, `unwrapped` array), `thermo.csv`.",
@@ -393,7 +429,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """The :class:`Config` of parsed ``md`` arguments (validated)."""
+    """The :class:`Config` of parsed ``md`` arguments (validated by its :meth:`Config.build`)."""
     d = Config()
     sizes = {
         "n": args.n,
@@ -429,12 +465,13 @@ def config_from_args(args: argparse.Namespace) -> Config:
         compile=args.compile,
         dtype=args.dtype,
         quiet=args.quiet,
-    ).resolved()
+    )
 
 
 def _cmd_md(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
-    report = run(cfg, args.out)
+    setup = config_from_args(args).build()
+    cfg = setup.config
+    report = run(setup, args.out)
     if not cfg.quiet:
         m = report.metrics
         print(

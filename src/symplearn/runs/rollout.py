@@ -19,6 +19,7 @@ import argparse
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -67,7 +68,17 @@ class Config:
 
     def resolved(self) -> Config:
         """Validate (loading the model folder) and return the configuration actually run: the
-        step and the integrator's canonical name (``"own step"`` for a flow map).
+        step and the integrator's canonical name (``"own step"`` for a flow map); :meth:`build`'s
+        ``config``.
+
+        Raises:
+            SymplearnError: as :meth:`build`.
+        """
+        return self.build().config
+
+    def build(self) -> Setup:
+        """Validate and make the names objects, once: the :class:`Setup` that :func:`run` runs
+        (the model folder loaded, its true system, the rollout's flow map).
 
         Raises:
             SymplearnError: a folder that is not a model folder, a step that does not fit the
@@ -76,7 +87,7 @@ class Config:
         check_int("steps", self.steps)
         check_int("n_traj", self.n_traj)
         check_int("save_every", self.save_every)
-        model, system = _load(self.model_dir)
+        folder_config, model, system = _load(self.model_dir)
         flow = _flow(model, self.dt, self.integrator)
         n_saved = self.steps // self.save_every + 1
         check_memory(
@@ -85,17 +96,39 @@ class Config:
             "keep fewer states (--save-every), take fewer steps or fewer trajectories",
         )
         name = "own step" if isinstance(model, FlowMap) else flow.integrator.name
-        return replace(self, model_dir=str(self.model_dir), dt=float(flow.dt), integrator=name)
+        config = replace(self, model_dir=str(self.model_dir), dt=float(flow.dt), integrator=name)
+        return Setup(config=config, model=model, system=system, flow=flow, folder_config=folder_config)
+
+
+@dataclass(frozen=True, eq=False)
+class Setup:
+    """A rollout with its names made objects (:meth:`Config.build`, once): what :func:`run` runs.
+
+    Attributes:
+        config: the validated configuration actually run (recorded in ``config.json``).
+        model: the model loaded from ``config.model_dir``.
+        system: the true system it was trained on; ``None`` for a model trained on a user's
+            trajectory file.
+        flow: the rollout's flow map (a flow map model as it is, a continuous one discretised).
+        folder_config: the model folder's ``config.json``.
+    """
+
+    config: Config
+    model: Any
+    system: Any
+    flow: FlowMap
+    folder_config: dict
 
 
 def _load(model_dir):
-    """``(model, true system)``; the system is ``None`` for a model trained on a user's
-    trajectory file (then the rollout compares with that file's held-out trajectories)."""
+    """``(the folder's config.json, model, true system)``; the system is ``None`` for a model
+    trained on a user's trajectory file (then the rollout compares with that file's held-out
+    trajectories)."""
     cfg = load_run_config(model_dir)
     if "system" not in cfg and _trajectory_file(cfg) is not None:
-        return load_model(model_dir), None
+        return cfg, load_model(model_dir), None
     system = system_from_config(cfg, model_dir)
-    return load_model(model_dir), system
+    return cfg, load_model(model_dir), system
 
 
 def _trajectory_file(cfg) -> dict | None:
@@ -126,11 +159,12 @@ def _flow(model, dt, integrator) -> FlowMap:
     return discretize(model, integrator, check_float("dt", dt, positive=True))
 
 
-def run(config: Config, out: str | Path) -> Report:
+def run(config: Config | Setup, out: str | Path) -> Report:
     """Roll the model out and write the run folder ``out`` (replaced whole).
 
     Args:
-        config: the settings (validated here first).
+        config: the settings (validated and built here first, :meth:`Config.build`), or the
+            :class:`Setup` they built.
         out: the run folder.
 
     Returns:
@@ -144,14 +178,13 @@ def run(config: Config, out: str | Path) -> Report:
             :class:`~symplearn.NonFiniteError` when the model's trajectory diverges.
     """
     t_start = time.perf_counter()
-    cfg = config.resolved()
+    setup = config if isinstance(config, Setup) else config.build()
+    cfg, model, system, flow = setup.config, setup.model, setup.system, setup.flow
     out = check_output_folder(out)
-    model, system = _load(cfg.model_dir)
-    flow = _flow(model, cfg.dt, None if cfg.integrator == "own step" else cfg.integrator)
     if system is None:
-        return _run_on_file(cfg, model, flow, out, t_start)
+        return _run_on_file(setup, out, t_start)
     dtype = next(model.parameters()).dtype
-    erange = load_run_config(cfg.model_dir).get("data", {}).get("energy_range")
+    erange = setup.folder_config.get("data", {}).get("energy_range")
     z0 = system.sample(
         cfg.n_traj, energy_range=tuple(erange) if erange else None, seed=cfg.seed, dtype=torch.float64
     )
@@ -231,12 +264,13 @@ def run(config: Config, out: str | Path) -> Report:
     return report
 
 
-def _file_trajectories(cfg: Config, model):
+def _file_trajectories(setup: Setup):
     """The held-out trajectories of the file a model was trained on, in the model's coordinates:
     ``(times (T, K), states (T, K, 2n), data dt, which split, file)``."""
     from ..datasets import TrainingData, load_trajectories
 
-    data = _trajectory_file(load_run_config(cfg.model_dir))
+    cfg, model = setup.config, setup.model
+    data = _trajectory_file(setup.folder_config)
     file = data.get("file")
     where = f"{cfg.model_dir} was trained on the trajectory file {file!r}, which names no system:"
     if not isinstance(file, str) or not Path(file).is_file():
@@ -259,13 +293,14 @@ def _file_trajectories(cfg: Config, model):
     return td.times(split), td.states(split), ds.dt, split, file
 
 
-def _run_on_file(cfg: Config, model, flow: FlowMap, out: Path, t_start: float) -> Report:
+def _run_on_file(setup: Setup, out: Path, t_start: float) -> Report:
     """Rollout of a model trained on a user's trajectory file (no system): from the first states
     of the file's held-out trajectories (the training one when there is a single trajectory), at
     their own start times, compared with the recorded states at the file's times."""
     from ..integrators import integrate
 
-    times, states, data_dt, split, file = _file_trajectories(cfg, model)
+    cfg, model, flow = setup.config, setup.model, setup.flow
+    times, states, data_dt, split, file = _file_trajectories(setup)
     ratio = data_dt / float(flow.dt)
     stride = round(ratio)
     if stride < 1 or abs(ratio - stride) > 1e-6 * ratio:
@@ -403,5 +438,5 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def _main(args: argparse.Namespace) -> int:
-    run(config_from_args(args), args.out)
+    run(config_from_args(args).build(), args.out)
     return 0

@@ -12,6 +12,7 @@ import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -19,6 +20,7 @@ from .. import diagnostics as dg
 from .. import plotting
 from .._errors import SymplearnError
 from .._files import check_output_folder
+from ..dynamics import FlowMap
 from ..integrators.discretize import discretize
 from ..report import Column, Report, write_run
 from ..systems import get_system
@@ -64,7 +66,16 @@ class Config:
 
     def resolved(self) -> Config:
         """Validate and return the configuration actually run (the system's full parameters,
-        the integrator's canonical name).
+        the integrator's canonical name): :meth:`build`'s ``config``.
+
+        Raises:
+            SymplearnError: as :meth:`build`.
+        """
+        return self.build().config
+
+    def build(self) -> Setup:
+        """Validate and make the names objects, once: the :class:`Setup` that :func:`run` runs
+        (the configuration actually run, the system, its flow map, the dtype).
 
         Raises:
             SymplearnError: what is wrong and what would work (unknown names, a non-positive step,
@@ -104,7 +115,7 @@ class Config:
             f"{n_saved} saved states of {k} trajectories",
             "keep fewer states (--save-every), take fewer steps or fewer trajectories",
         )
-        return replace(
+        config = replace(
             self,
             params=dict(system.params),
             integrator=flow.integrator.name,
@@ -112,13 +123,32 @@ class Config:
             z0=z0,
             energy=energy,
         )
+        return Setup(config=config, system=system, flow=flow, dtype=check_dtype(self.dtype))
 
 
-def run(config: Config, out: str | Path) -> Report:
+@dataclass(frozen=True, eq=False)
+class Setup:
+    """A simulation with its names made objects (:meth:`Config.build`, once): what :func:`run` runs.
+
+    Attributes:
+        config: the validated configuration actually run (recorded in ``config.json``).
+        system: the ground-truth system.
+        flow: its flow map (the system discretised by the integrator at ``dt``).
+        dtype: the torch dtype of the states.
+    """
+
+    config: Config
+    system: Any
+    flow: FlowMap
+    dtype: torch.dtype
+
+
+def run(config: Config | Setup, out: str | Path) -> Report:
     """Integrate the system and write the run folder ``out`` (replaced whole).
 
     Args:
-        config: the settings (validated here first).
+        config: the settings (validated and built here first, :meth:`Config.build`), or the
+            :class:`Setup` they built.
         out: the run folder.
 
     Returns:
@@ -131,11 +161,9 @@ def run(config: Config, out: str | Path) -> Report:
         SymplearnError: an invalid configuration or output folder (before any work).
     """
     t_start = time.perf_counter()
-    cfg = config.resolved()
+    setup = config if isinstance(config, Setup) else config.build()
+    cfg, system, flow, dtype = setup.config, setup.system, setup.flow, setup.dtype
     out = check_output_folder(out)
-    dtype = check_dtype(cfg.dtype)
-    system = get_system(cfg.system, **cfg.params)
-    flow = discretize(system, cfg.integrator, cfg.dt)
     if cfg.z0 is not None:
         z0 = torch.tensor(cfg.z0, dtype=dtype)
     else:
@@ -252,5 +280,5 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def _main(args: argparse.Namespace) -> int:
-    run(config_from_args(args), args.out)
+    run(config_from_args(args).build(), args.out)
     return 0
