@@ -1,4 +1,4 @@
-"""Pieces shared by the experiments: rollouts with progress, energy errors, model training."""
+"""Pieces shared by the experiments: log lines, held-out starts, energy errors, model training."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from .. import diagnostics as dg
-from ..runs._common import log, rollout  # noqa: F401 (experiments import them from here)
+from ..runs._common import log  # noqa: F401 (experiments import it from here)
 from ..runs._states import is_lagrangian, to_canonical_states, to_model_states  # noqa: F401
 
 

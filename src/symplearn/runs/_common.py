@@ -3,16 +3,12 @@ trained on, and the checks of their configurations."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from .._errors import SymplearnError, lookup
 from .._validate import check_float, check_int, check_memory
-from ..dynamics import FlowMap
-from ..integrators import integrate, trace_flow
 from .args import DTYPES
 
 __all__ = [
@@ -23,7 +19,6 @@ __all__ = [
     "check_int",
     "check_memory",
     "log",
-    "rollout",
     "system_from_config",
 ]
 
@@ -37,36 +32,6 @@ def log(quiet: bool, message: str) -> None:
 def check_dtype(name: str) -> torch.dtype:
     """``"float64"`` / ``"float32"`` -> the torch dtype; other names list the valid ones."""
     return lookup(name, DTYPES, "dtype")
-
-
-def rollout(
-    flow: FlowMap,
-    z0: Tensor,
-    n_steps: int,
-    *,
-    save_every: int = 1,
-    desc: str = "integrating",
-    quiet: bool = True,
-) -> tuple[Tensor, Tensor, float]:
-    """:func:`~symplearn.integrate` without gradients (inference mode), through a traced step for
-    long runs (:func:`~symplearn.integrators.trace_flow`), timed, with progress
-    unless ``quiet``.
-
-    Args:
-        flow: the flow map to step.
-        z0: ``(K, 2n)`` initial states.
-        n_steps: steps to take; ``save_every``: keep every k-th state.
-
-    Returns:
-        ``t (T,)``, ``z (T, K, 2n)`` (ordinary tensors) and the wall time in seconds.
-    """
-    start = time.perf_counter()
-    if n_steps >= 100:  # replay a traced step: several times less per-step overhead (no gradients here)
-        flow = trace_flow(flow, z0)
-    with torch.inference_mode():
-        traj = integrate(flow, z0, n_steps, save_every=save_every, progress=not quiet, desc=desc)
-    wall = time.perf_counter() - start
-    return traj.t.clone(), traj.z.clone(), wall  # clones: ordinary tensors again
 
 
 def system_from_config(cfg: dict[str, Any], folder: Any = "the model folder"):

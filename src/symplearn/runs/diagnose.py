@@ -28,12 +28,13 @@ from .._errors import SymplearnError
 from .._files import check_output_folder
 from ..dynamics import FlowMap, HamiltonianDynamics, SeparableHamiltonian
 from ..geometry import divergence
+from ..integrators import integrate
 from ..integrators.discretize import discretize
 from ..modelio import load_model, load_run_config
 from ..report import Column, Report, write_run
 from ..systems import SYSTEMS, get_system
 from . import args as _args
-from ._common import check_float, check_int, rollout, system_from_config
+from ._common import check_float, check_int, system_from_config
 from ._states import is_lagrangian
 
 DESCRIPTION = "geometric diagnostics (divergence, loop integral, symplecticity, area) of a system or model"
@@ -236,7 +237,7 @@ def run(config: Config | Setup, out: str | Path) -> Report:
     if n > 1:
         m["area_ratio_plane0"] = float(tr.area_ratio)
     k = min(8, len(sample))
-    t, z, _ = rollout(fmap, sample[:k], cfg.steps, quiet=cfg.quiet)
+    t, z = integrate(fmap, sample[:k], cfg.steps, grad=False, trace=True, progress=not cfg.quiet)[:2]
     err = dg.invariant_error(system.hamiltonian(z), t)
     m["energy_error"] = err.as_dict()
     if cfg.observable:

@@ -28,12 +28,12 @@ from .. import plotting
 from .._errors import NonFiniteError, SymplearnError
 from .._files import check_output_folder
 from ..dynamics import FlowMap, HamiltonianDynamics
-from ..integrators import reference_trajectory
+from ..integrators import integrate, reference_trajectory
 from ..integrators.discretize import discretize
 from ..modelio import load_model, load_run_config
 from ..report import Column, Report, write_run
 from . import args as _args
-from ._common import check_float, check_int, check_memory, log, rollout, system_from_config
+from ._common import check_float, check_int, check_memory, log, system_from_config
 from ._states import to_canonical_states, to_model_states
 
 DESCRIPTION = "roll a trained model out from fresh initial states and compare it with the truth"
@@ -190,7 +190,10 @@ def run(config: Config | Setup, out: str | Path) -> Report:
     )
     z0 = z0.to(dtype).double()  # the states the model actually starts from, for truth too
     x0 = to_model_states(model, system, z0).to(dtype)
-    t, x, wall = rollout(flow, x0, cfg.steps, save_every=cfg.save_every, quiet=cfg.quiet)
+    traj = integrate(
+        flow, x0, cfg.steps, save_every=cfg.save_every, grad=False, trace=True, progress=not cfg.quiet
+    )
+    t, x, wall = traj.t, traj.z, traj.wall_s
     z = to_canonical_states(model, system, x.double())
     if not bool(torch.isfinite(z).all()):
         raise NonFiniteError(

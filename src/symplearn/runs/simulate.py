@@ -21,12 +21,13 @@ from .. import plotting
 from .._errors import SymplearnError
 from .._files import check_output_folder
 from ..dynamics import FlowMap
+from ..integrators import integrate
 from ..integrators.discretize import discretize
 from ..report import Column, Report, write_run
 from ..systems import get_system
 from ..systems.base import format_params
 from . import args as _args
-from ._common import check_dtype, check_float, check_int, check_memory, log, rollout
+from ._common import check_dtype, check_float, check_int, check_memory, log
 
 DESCRIPTION = "integrate a ground-truth system, write trajectory and figures"
 
@@ -168,7 +169,10 @@ def run(config: Config | Setup, out: str | Path) -> Report:
         z0 = torch.tensor(cfg.z0, dtype=dtype)
     else:
         z0 = system.sample(cfg.n_traj, energy_range=cfg.energy, seed=cfg.seed, dtype=dtype)
-    t, z, wall = rollout(flow, z0, cfg.steps, save_every=cfg.save_every, quiet=cfg.quiet)
+    traj = integrate(
+        flow, z0, cfg.steps, save_every=cfg.save_every, grad=False, trace=True, progress=not cfg.quiet
+    )
+    t, z, wall = traj.t, traj.z, traj.wall_s
     energy = system.hamiltonian(z)  # (T, K)
     err = dg.invariant_error(energy, t)
     name = flow.integrator.name
