@@ -29,6 +29,8 @@ import abc
 import torch
 from torch import Tensor
 
+from ._errors import SymplearnError
+
 __all__ = [
     "Dynamics",
     "FlowMap",
@@ -87,13 +89,40 @@ class Dynamics(abc.ABC):
 
 
 class HamiltonianDynamics(Dynamics):
-    """``dz/dt = J grad H(z)`` for an energy ``H``; symplectic implicit methods suit any such H."""
+    """``dz/dt = J grad H(z)`` for an energy ``H``; symplectic implicit methods suit any such H.
+
+    The vector field is derived here, once, from :meth:`grad_hamiltonian` (by autograd of
+    :meth:`hamiltonian` unless a subclass gives the gradient in closed form); a subclass
+    overrides :meth:`vector_field` only for an analytic field that is faster.
+    """
 
     default_integrator = "implicit-midpoint"
 
     @abc.abstractmethod
     def hamiltonian(self, z: Tensor) -> Tensor:
         """The energy ``H(z)``. Args: z: ``(..., 2n)``. Returns: ``(...)``."""
+
+    def grad_hamiltonian(self, z: Tensor) -> Tensor:
+        """``grad H(z)`` by autograd, keeping the graph when gradients are on (so integrators and
+        training can differentiate through it). Args: z: ``(..., 2n)``. Returns: ``(..., 2n)``."""
+        create_graph = torch.is_grad_enabled()
+        with torch.enable_grad():
+            x = z if z.requires_grad else z.detach().requires_grad_(True)
+            H = self.hamiltonian(x)
+            if H.shape != x.shape[:-1]:
+                raise SymplearnError(
+                    f"{type(self).__name__}.hamiltonian must map states {tuple(x.shape)} to energies "
+                    f"{tuple(x.shape[:-1])}, got {tuple(H.shape)}"
+                )
+            (g,) = torch.autograd.grad(H.sum(), x, create_graph=create_graph)
+        return g
+
+    def vector_field(self, t: float | Tensor, z: Tensor) -> Tensor:
+        """``J grad H(z) = (dH/dp, -dH/dq)`` (autonomous). Args: z: ``(..., 2n)``.
+        Returns: ``(..., 2n)``."""
+        g = self.grad_hamiltonian(z)
+        n = g.shape[-1] // 2
+        return torch.cat([g[..., n:], -g[..., :n]], dim=-1)
 
 
 class SeparableHamiltonian(HamiltonianDynamics):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..geometry import apply_J
 from ._common import ScalarMLP, check_int
 from .activations import get_activation
 from .hnn import HNN
@@ -79,7 +78,3 @@ class AngleHNN(HNN):
         out[..., list(self.angles)] = ga
         out[..., self._rest] = g[..., 2 * k :]
         return out
-
-    def vector_field(self, t, z: Tensor) -> Tensor:
-        """``J grad H_theta(z)`` (``t`` is ignored). Args: z: ``(..., 2n)``. Returns ``(..., 2n)``."""
-        return apply_J(self.grad_hamiltonian(z))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..dynamics import HamiltonianDynamics, SeparableHamiltonian, join, split
-from ..geometry import apply_J
 from ._common import ModelMixin, ScalarMLP, check_int
 from .activations import get_activation
 
@@ -51,12 +50,6 @@ class HNN(ModelMixin, nn.Module, HamiltonianDynamics):
         """``grad H_theta(z)`` in closed form. Args: z: ``(..., 2n)``. Returns: ``(..., 2n)``."""
         self._check_state(z)
         return self.energy_net.gradient(z)
-
-    def vector_field(self, t, z: Tensor) -> Tensor:
-        """``J grad H_theta(z) = (dH/dp, -dH/dq)`` (autonomous).
-
-        Args: z: ``(..., 2n)``. Returns: ``(..., 2n)``."""
-        return apply_J(self.grad_hamiltonian(z))
 
     def forward(self, t, z: Tensor) -> Tensor:
         """Same as :meth:`vector_field` (so the model is a ``func(t, y)`` for ODE solvers)."""

@@ -31,7 +31,6 @@ from torch import Tensor, nn
 
 from .._errors import SymplearnError
 from ..dynamics import HamiltonianDynamics, SeparableHamiltonian, join, split
-from ..geometry import apply_J
 from ._common import ModelMixin, ScalarMLP, check_int
 from .activations import get_activation
 
@@ -100,11 +99,6 @@ class _InvariantHNN(ModelMixin, nn.Module, HamiltonianDynamics):
         Returns: ``(..., 2n)``."""
         self._check_state(z)
         return self._pullback(z, self.energy_net.gradient(self.features(z)))
-
-    def vector_field(self, t, z: Tensor) -> Tensor:
-        """``J grad H_theta(z)`` (autonomous: t is ignored). Args: z: ``(..., 2n)``.
-        Returns: ``(..., 2n)``."""
-        return apply_J(self.grad_hamiltonian(z))
 
     def forward(self, t, z: Tensor) -> Tensor:
         """Same as :meth:`vector_field` (so the model is a ``func(t, y)`` for ODE solvers)."""

@@ -12,7 +12,6 @@ from torch import Tensor
 from .._errors import SymplearnError, check_names
 from .._validate import check_int
 from ..dynamics import HamiltonianDynamics, split
-from ..geometry import symplectic_gradient
 
 
 class System(HamiltonianDynamics):
@@ -83,11 +82,6 @@ class System(HamiltonianDynamics):
         return f"{type(self).__name__}({args})"
 
     # -- the dynamics ---------------------------------------------------------------------
-    def vector_field(self, t, z: Tensor) -> Tensor:
-        """``J grad H(z)`` (autonomous); subclasses give the analytic form. ``(..., 2n) -> (..., 2n)``."""
-        # keep the graph when gradients are on, so integrators can be differentiated through it
-        return symplectic_gradient(self.hamiltonian, z, create_graph=torch.is_grad_enabled())
-
     def conserved_quantities(self, z: Tensor) -> dict[str, Tensor]:
         """Named conserved quantities at ``z: (..., 2n)``, each ``(...)`` (or ``(..., k)`` for vectors)."""
         return {"energy": self.hamiltonian(z)}
