@@ -100,8 +100,8 @@ def integrate(
         check_finite: raise :class:`~symplearn.NonFiniteError` (naming the step) as soon as a
             saved state is NaN or infinite, instead of propagating it.
         grad: ``True`` (default): differentiable end to end, so training can backpropagate
-            through a rollout. ``False``: run in ``torch.inference_mode()`` and return ordinary
-            tensors (long rollouts: no graph, less overhead).
+            through a rollout. ``False``: run under ``torch.no_grad()`` (long rollouts: no
+            graph kept; a field computed by autograd of ``H`` still works).
         trace: replay a ``torch.jit.trace`` of the step (:func:`trace_flow`; needs
             ``grad=False``) when the rollout is long enough to pay for it (``n_steps >= 100``)
             and the step can be traced faithfully (explicit steps; implicit ones run as they are).
@@ -143,10 +143,9 @@ def integrate(
     args = (flow, z0, n_steps, save_every, float(t0), check_finite, observe, on_error, progress, desc)
     if grad:
         traj = _loop(*args)
-    else:
-        with torch.inference_mode():
+    else:  # no_grad rather than inference mode: a field taken by autograd of H still works
+        with torch.no_grad():
             traj = _loop(*args)
-        traj = traj._replace(t=traj.t.clone(), z=traj.z.clone())  # ordinary tensors again
     return traj._replace(wall_s=time.perf_counter() - start)
 
 
