@@ -12,10 +12,19 @@ import os
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from ._errors import SymplearnError
+from ._errors import NonFiniteError, SymplearnError
 
-__all__ = ["DTYPES", "check_float", "check_int", "check_memory", "check_positive", "describe"]
+__all__ = [
+    "DTYPES",
+    "check_float",
+    "check_int",
+    "check_memory",
+    "check_positive",
+    "check_state",
+    "describe",
+]
 
 #: the floating dtypes of states, models and files, by name (the one table of the package)
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -75,6 +84,76 @@ def check_float(name: str, value: Any, *, positive: bool = False, nonnegative: b
 def check_positive(name: str, value: Any) -> float:
     """``float(value)`` for a positive finite number (see :func:`check_float`)."""
     return check_float(name, value, positive=True)
+
+
+def check_state(
+    z: Any,
+    dim: int | None = None,
+    name: str = "z",
+    *,
+    owner: str | None = None,
+    floating: bool = True,
+    finite: bool = True,
+    min_ndim: int = 1,
+) -> Tensor:
+    """The one check of a batch of phase-space states ``z: (..., 2n)`` (q's then p's).
+
+    In order: a tensor; floating point (``floating``); at least ``min_ndim`` (and 1) dimensions
+    with an even, non-zero last dimension; that last dimension equal to ``dim`` when given; no
+    NaN or infinity (``finite``: one pass over ``z``).
+
+    Args:
+        z: the states.
+        dim: the phase-space dimension ``2n`` required (``None``: any even one).
+        name: the argument's name, for messages.
+        owner: the object the states are for (a model's class name), with ``dim`` given: the
+            shape messages then say ``"{owner} has n_dof=n, so states have shape (..., 2n)"``
+            and any shape other than ``(..., dim)`` is refused with it (the cheap check of a
+            model's every field evaluation: pass ``floating=False, finite=False`` there).
+        floating: refuse integer and boolean tensors.
+        finite: refuse NaN and infinite values.
+        min_ndim: the fewest dimensions (e.g. 2 for a trajectory ``(T, ..., 2n)``).
+
+    Returns:
+        ``z`` itself.
+
+    Raises:
+        SymplearnError: not a tensor, not floating point, a wrong shape.
+        NonFiniteError: NaN or infinite values.
+    """
+    if not isinstance(z, Tensor):
+        if owner is not None:
+            raise SymplearnError(
+                f"{owner} expects a torch.Tensor state of shape (..., {dim}), got {type(z).__name__}"
+            )
+        raise SymplearnError(f"{name} must be a torch.Tensor of shape (..., 2n), got {type(z).__name__}")
+    if owner is not None:  # a model's states: one shape message
+        if z.ndim < min_ndim or z.ndim == 0 or z.shape[-1] != dim:
+            raise SymplearnError(
+                f"{owner} has n_dof={dim // 2}, so states have shape (..., {dim}); got shape {tuple(z.shape)}"
+            )
+        if floating and not z.is_floating_point():
+            raise SymplearnError(f"{owner} expects floating-point states (float32 or float64), got {z.dtype}")
+    else:
+        if floating and not z.is_floating_point():
+            raise SymplearnError(
+                f"{name} must be a floating-point tensor (float32 or float64), got {z.dtype}; "
+                f"e.g. {name}.double()"
+            )
+        if z.ndim < min_ndim or z.ndim == 0 or z.shape[-1] == 0 or z.shape[-1] % 2:
+            raise SymplearnError(
+                f"{name} must have shape (..., 2n) with an even last dimension (q's then p's)"
+                f"{' and at least ' + str(min_ndim) + ' dimensions' if min_ndim > 1 else ''}, "
+                f"got shape {tuple(z.shape)}"
+            )
+        if dim is not None and z.shape[-1] != dim:
+            raise SymplearnError(
+                f"{name} has {z.shape[-1]} coordinates per state but the dynamics' phase space has "
+                f"{dim} (q's then p's); got shape {tuple(z.shape)}"
+            )
+    if finite and not bool(torch.isfinite(z).all()):
+        raise NonFiniteError(f"{name} contains NaN or infinite values")
+    return z
 
 
 def check_memory(n_bytes: float, what: str, hint: str) -> None:

@@ -9,7 +9,11 @@
   :func:`divergence_grid`, :func:`loop_integral`, :func:`assert_divergence_free`;
 - Poisson brackets and Noether: :func:`bracket_with_energy`;
 - chaos: :func:`lyapunov_exponent` (Benettin), :func:`poincare_section`,
-  :func:`wasserstein_1d` (distance between invariant measures of an observable).
+  :func:`wasserstein_1d` (distance between invariant measures of an observable);
+- molecular-dynamics quantities of a particle system (kinetic and potential energy, temperature,
+  pressure, total momentum, g(r), mean squared displacement): :mod:`symplearn.diagnostics.md`,
+  also re-exported by :mod:`symplearn.md`. Not exported here: its ``total_momentum(system, z)``
+  (three components) would shadow the Noether charge :func:`total_momentum` (one axis).
 
 State convention: ``z = (q, p)`` of shape ``(..., 2n)``, positions first.
 """

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._errors import NonFiniteError, SymplearnError
-from .._validate import check_int, check_positive  # noqa: F401 (the diagnostics import them from here)
+from .._errors import SymplearnError
+from .._validate import check_int, check_positive, check_state  # noqa: F401 (the diagnostics import them from here)
 from ..dynamics import FlowMap
 
 #: rows per call when a function is evaluated on many states (keeps memory bounded)
@@ -43,22 +43,10 @@ def as_tensor(x: Any, name: str, *, dtype: torch.dtype | None = None) -> Tensor:
 
 
 def check_states(z: Any, name: str, dim: int | None = None, *, min_ndim: int = 1) -> Tensor:
-    """Validate states ``(..., 2n)`` (even last dimension, equal to ``dim`` when given, finite)."""
-    z = as_tensor(z, name)
-    if z.ndim < min_ndim or z.ndim == 0 or z.shape[-1] == 0 or z.shape[-1] % 2:
-        raise SymplearnError(
-            f"{name} must have shape (..., 2n) with an even last dimension (q's then p's)"
-            f"{' and at least ' + str(min_ndim) + ' dimensions' if min_ndim > 1 else ''}, "
-            f"got shape {tuple(z.shape)}"
-        )
-    if dim is not None and z.shape[-1] != dim:
-        raise SymplearnError(
-            f"{name} has {z.shape[-1]} coordinates per state but the dynamics' phase space has "
-            f"{dim} (2n = {dim}: q's then p's); got shape {tuple(z.shape)}"
-        )
-    if not bool(torch.isfinite(z).all()):
-        raise NonFiniteError(f"{name} contains NaN or infinite values")
-    return z
+    """Validate states ``(..., 2n)`` given as a tensor, array or sequence (:func:`as_tensor`, then
+    :func:`symplearn._validate.check_state`: even last dimension, equal to ``dim`` when given,
+    finite)."""
+    return check_state(as_tensor(z, name), dim, name, min_ndim=min_ndim)
 
 
 def check_plane(plane: Any, n: int) -> int:

@@ -336,8 +336,8 @@ class NVEAudit:
             run, in units of the kinetic-energy fluctuation).
         energy_std_over_ke_std: ``std(E) / std(KE)``.
         temperature_start, temperature_end: ``2 (KE - |P|^2 / 2M) / (3N - 3)`` (centre-of-mass
-            frame, :func:`symplearn.md.temperature`) averaged over the first and last tenth of the
-            run.
+            frame, :func:`symplearn.diagnostics.md.temperature`) averaged over the first and last
+            tenth of the run.
         energy_kind: ``"own"`` (the model's energy) or ``"reference"``.
         verdict: ``"bounded"`` when ``drift_over_ke_std < threshold``, else ``"drifting"``.
         wall_s: wall time of the run.

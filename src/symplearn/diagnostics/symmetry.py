@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from .._errors import SymplearnError
+from .._validate import check_state
 from ..dynamics import Dynamics
 from ._common import check_int, check_states, default_tol
 from .poisson import bracket_with_energy
@@ -58,9 +59,7 @@ class Symmetry(NamedTuple):
 
 
 def _n(z: Tensor) -> int:
-    if z.shape[-1] % 2:
-        raise SymplearnError(f"states must have shape (..., 2n) (q's then p's), got {tuple(z.shape)}")
-    return z.shape[-1] // 2
+    return check_state(z, name="states", floating=False, finite=False).shape[-1] // 2
 
 
 def total_momentum(z: Tensor, *, spatial_dim: int = 1, axis: int = 0) -> Tensor:

@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from .. import md
 from .._errors import SymplearnError
 from ..diagnostics.forces import energy_statistics, jacobian_asymmetry, loop_work, system_force_fn
+from ..diagnostics.md import centre_of_mass_kinetic_energy, radial_distribution
 from ..integrators import integrate
 from ..integrators.discretize import discretize
 from ..models import build_model
@@ -198,13 +199,13 @@ def run(config: Config, out: str | Path) -> Report:
         with torch.no_grad():
             pot = (sys_ if own else truth).compute(z[:, :n], virial=False)["energy"]
         kin = truth.kinetic_energy(z[:, n:])
-        kcm = md.centre_of_mass_kinetic_energy(truth, z)  # 0 from the prepared state; a direct model drifts
+        kcm = centre_of_mass_kinetic_energy(truth, z)  # 0 from the prepared state; a direct model drifts
         # temperature with the convention of energy_statistics: 3N - 3 degrees of freedom, the
         # centre of mass's kinetic energy taken out
         energies[name] = (t, (kin + pot) / N, 2.0 * (kin - kcm) / (3 * N - 3))
         st = energy_statistics(t.numpy(), (kin + pot).numpy(), kin.numpy(), N, com_kinetic=kcm.numpy())
         skip = max(1, len(t) // 10)
-        r, g = md.radial_distribution(truth, z[skip:], n_bins=100)
+        r, g = radial_distribution(truth, z[skip:], n_bins=100)
         grs[name] = (r, g)
         rows[name] = {
             "force_rmse": None,

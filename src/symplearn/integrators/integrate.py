@@ -13,6 +13,7 @@ from torch import Tensor
 from .._errors import NonFiniteError, SymplearnError
 from .._progress import Progress
 from .._validate import check_int
+from .._validate import check_state as _check_state
 from ..dynamics import FlowMap
 from .base import ImplicitIntegrator
 
@@ -42,26 +43,8 @@ class StopIntegration(Exception):  # noqa: N818 - a signal, like StopIteration, 
 
 
 def check_state(z0, dim: int | None, name: str = "z0") -> None:
-    """Raise a clear error unless ``z0`` is a finite floating tensor ``(..., 2n)`` (``2n = dim``)."""
-    if not isinstance(z0, Tensor):
-        raise SymplearnError(f"{name} must be a torch.Tensor of shape (..., 2n), got {type(z0).__name__}")
-    if not z0.is_floating_point():
-        raise SymplearnError(
-            f"{name} must be a floating-point tensor (float32 or float64), got {z0.dtype}; "
-            f"e.g. {name}.double()"
-        )
-    if z0.ndim == 0 or z0.shape[-1] % 2 or z0.shape[-1] == 0:
-        raise SymplearnError(
-            f"{name} must have shape (..., 2n) with an even last dimension (q's then p's), "
-            f"got shape {tuple(z0.shape)}"
-        )
-    if dim is not None and z0.shape[-1] != dim:
-        raise SymplearnError(
-            f"{name} has {z0.shape[-1]} coordinates per state but the dynamics' phase space has {dim} "
-            f"(q's then p's)"
-        )
-    if not bool(torch.isfinite(z0).all()):
-        raise NonFiniteError(f"{name} contains NaN or infinite values")
+    """:func:`symplearn._validate.check_state` with the argument named ``z0`` (as in :func:`integrate`)."""
+    _check_state(z0, dim, name)
 
 
 def integrate(

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._errors import SymplearnError
-from .._validate import check_float, check_int  # noqa: F401 (the models import them from here)
+from .._validate import check_float, check_int, check_state  # noqa: F401 (the models import them from here)
 from .activations import Activation
 
 
@@ -34,16 +34,7 @@ class ModelMixin:
         return ", ".join(f"{k}={v!r}" for k, v in self.config.items() if k != "kind")
 
     def _check_state(self, z: Tensor) -> None:
-        if not isinstance(z, Tensor):
-            raise SymplearnError(
-                f"{type(self).__name__} expects a torch.Tensor state of shape (..., {2 * self.n_dof}), "
-                f"got {type(z).__name__}"
-            )
-        if z.ndim == 0 or z.shape[-1] != 2 * self.n_dof:
-            raise SymplearnError(
-                f"{type(self).__name__} has n_dof={self.n_dof}, so states have shape "
-                f"(..., {2 * self.n_dof}); got shape {tuple(z.shape)}"
-            )
+        check_state(z, 2 * self.n_dof, owner=type(self).__name__, floating=False, finite=False)
         # the first parameter, cached outside nn.Module's registry (called once per field
         # evaluation: next(self.parameters()) was a measurable share of a rollout's time);
         # .to() and load_state_dict keep Parameter objects, so the cached one stays current

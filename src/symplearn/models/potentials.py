@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from .._errors import SymplearnError
-from ..systems.particles import PairPotential, ParticleSystem
+from ..systems.particles import PairPotential, ParticleSystem, pair_results
 from ._common import ModelMixin, ScalarMLP, check_float, check_int
 from .activations import get_activation
 
@@ -196,23 +196,12 @@ class _LearnedParticles(ModelMixin, nn.Module, ParticleSystem):
         batch = q.shape[:-1]
         xs, d, r2, i, j, pair_batch, i3, j3, B = self._pair_geometry(q)
         f, e = self._pair_terms(r2, i, j, pair_batch, B, energy)
-        fd = (d * f).reshape(-1)
-        forces = torch.zeros_like(xs).index_add_(0, i3, fd).index_add_(0, j3, fd, alpha=-1)
-        out = {"forces": forces.view(3, -1).T.reshape(*batch, self.n_dof)}
-        if energy:
-            if e is None:
-                e = torch.full((B,), float("nan"), dtype=q.dtype, device=q.device)
-            out["energy"] = e.reshape(batch)
-        if virial:
-            w = torch.zeros(B, dtype=q.dtype, device=q.device).index_add(0, pair_batch, f * r2)
-            out["virial"] = w.reshape(batch)
-        if virial_tensor:
-            comps = [f * d[a] * d[b] for a in range(3) for b in range(3)]
-            wt = torch.zeros(B, 9, dtype=q.dtype, device=q.device).index_add(
-                0, pair_batch, torch.stack(comps, -1)
-            )
-            out["virial_tensor"] = wt.reshape(*batch, 3, 3)
-        return out
+        if energy and e is None:
+            e = torch.full((B,), float("nan"), dtype=q.dtype, device=q.device)
+        return pair_results(
+            xs, d, r2, f, i3, j3, pair_batch, batch, self.n_dof,
+            energy=e if energy else None, virial=virial, virial_tensor=virial_tensor,
+        )  # fmt: skip
 
     @torch.no_grad()
     def fit_scales(self, q: Tensor, energy: Tensor | None = None) -> None:

@@ -30,6 +30,7 @@ import torch
 from .. import md
 from .._errors import SymplearnError, lookup
 from .._validate import DTYPES
+from ..diagnostics.md import first_peak, radial_distribution
 from ..report import Column, Report, write_run
 from ..systems.particles import CUTOFF_TREATMENTS, LennardJones
 
@@ -249,8 +250,8 @@ def run(config: Config | Setup, out: str | Path) -> Report:
     half = len(steps) // 2  # second half of the run: the averages (the start may be melting)
     finite_e = bool(np.isfinite(E).all())  # a direct-force model has no energy (NaN)
     slope = float(np.polyfit(t, E / N, 1)[0]) if len(t) > 2 and finite_e else float("nan")
-    r, g = md.radial_distribution(system, zt[half:].double(), n_bins=200)
-    r_peak, g_peak = md.first_peak(r, g)
+    r, g = radial_distribution(system, zt[half:].double(), n_bins=200)
+    r_peak, g_peak = first_peak(r, g)
     metrics = {
         "n_particles": N,
         "steps_per_s": cfg.steps / t_nve,

@@ -277,11 +277,74 @@ def pair_force_kernel(pair: PairPotential):
     def kernel(xs: Tensor, i3: Tensor, j3: Tensor, shift: Tensor) -> Tensor:
         d = xs.index_select(0, i3) - xs.index_select(0, j3) - shift
         dd = d.view(3, -1)
-        f = pair.force((dd * dd).sum(0))
-        fd = (dd * f).reshape(-1)
-        return torch.zeros_like(xs).index_add_(0, i3, fd).index_add_(0, j3, fd, alpha=-1)
+        return scatter_pair_forces(xs, dd, pair.force((dd * dd).sum(0)), i3, j3)
 
     return kernel
+
+
+def scatter_pair_forces(xs: Tensor, d: Tensor, f: Tensor, i3: Tensor, j3: Tensor) -> Tensor:
+    """Per-particle forces from pair forces ``f_ij = f d_ij``: ``+f_ij`` on i, ``-f_ij`` on j.
+
+    Args:
+        xs: positions ``(3M,)``, flat and component-major (only their shape, dtype and device
+            are used).
+        d: separations ``x_i - x_j`` ``(3, P)``; f: the pair force over distance
+            ``-phi'(r) / r`` ``(P,)``; i3, j3: gather indices ``(3P,)`` (:func:`_component_indices`).
+
+    Returns:
+        forces ``(3M,)``, component-major. One product and two 1-D ``index_add_`` into one fresh
+        buffer, nothing else (the stepping path of an MD run).
+    """
+    fd = (d * f).reshape(-1)
+    return torch.zeros_like(xs).index_add_(0, i3, fd).index_add_(0, j3, fd, alpha=-1)
+
+
+def pair_results(
+    xs: Tensor,
+    d: Tensor,
+    r2: Tensor,
+    f: Tensor,
+    i3: Tensor,
+    j3: Tensor,
+    pair_batch: Tensor,
+    batch: tuple[int, ...],
+    n_dof: int,
+    *,
+    energy: Tensor | None,
+    virial: bool,
+    virial_tensor: bool,
+) -> dict[str, Tensor]:
+    """The result dict of a ``compute`` of B replicas from its pair terms (shared by the true and
+    the learned particle systems).
+
+    Args:
+        xs, d, f, i3, j3: as :func:`scatter_pair_forces`; r2: ``|d|^2`` ``(P,)``.
+        pair_batch: the replica of each pair ``(P,)``; batch: the batch shape (B replicas in all);
+        n_dof: 3N.
+        energy: the energy per replica ``(B,)`` (``None``: not asked).
+        virial, virial_tensor: whether to compute those.
+
+    Returns:
+        ``"forces"`` ``(*batch, 3N)``, and if asked ``"energy"``, ``"virial"`` ``(*batch)``
+        (``sum_{i<j} r_ij . f_ij``) and ``"virial_tensor"`` ``(*batch, 3, 3)``
+        (``sum_{i<j} r_ij (x) f_ij``).
+    """
+    forces = scatter_pair_forces(xs, d, f, i3, j3)
+    out = {"forces": forces.view(3, -1).T.reshape(*batch, n_dof)}
+    if energy is not None:
+        out["energy"] = energy.reshape(batch)
+    if virial or virial_tensor:
+        B = math.prod(batch)
+        if virial:
+            w = torch.zeros(B, dtype=xs.dtype, device=xs.device).index_add(0, pair_batch, f * r2)
+            out["virial"] = w.reshape(batch)
+        if virial_tensor:
+            comps = [f * d[a] * d[b] for a in range(3) for b in range(3)]
+            wt = torch.zeros(B, 9, dtype=xs.dtype, device=xs.device).index_add(
+                0, pair_batch, torch.stack(comps, -1)
+            )
+            out["virial_tensor"] = wt.reshape(*batch, 3, 3)
+    return out
 
 
 def _component_indices(i: Tensor, j: Tensor, n_total: int) -> tuple[Tensor, Tensor]:
@@ -444,26 +507,16 @@ class ParticleSystem(System, SeparableHamiltonian):
         d = d - L * torch.round(d * (1.0 / L)) if shift is None else d - shift
         dd = d.view(3, n_pairs)
         r2 = (d * d).view(3, n_pairs).sum(0)
+        e = None
         if energy:
             u, f = self.pair.energy_force(r2)
+            e = torch.zeros(B, dtype=q.dtype, device=q.device).index_add(0, pair_batch, u)
         else:
             f = self.pair.force(r2)
-        fd = (dd * f).reshape(-1)
-        forces = torch.zeros_like(xs).index_add_(0, i3, fd).index_add_(0, j3, fd, alpha=-1)
-        out = {"forces": forces.view(3, -1).T.reshape(*batch, self.n_dof)}
-        if energy:
-            e = torch.zeros(B, dtype=q.dtype, device=q.device).index_add(0, pair_batch, u)
-            out["energy"] = e.reshape(batch)
-        if virial:
-            w = torch.zeros(B, dtype=q.dtype, device=q.device).index_add(0, pair_batch, f * r2)
-            out["virial"] = w.reshape(batch)
-        if virial_tensor:
-            comps = [f * dd[a] * dd[b] for a in range(3) for b in range(3)]
-            wt = torch.zeros(B, 9, dtype=q.dtype, device=q.device).index_add(
-                0, pair_batch, torch.stack(comps, -1)
-            )
-            out["virial_tensor"] = wt.reshape(*batch, 3, 3)
-        return out
+        return pair_results(
+            xs, dd, r2, f, i3, j3, pair_batch, batch, self.n_dof,
+            energy=e, virial=virial, virial_tensor=virial_tensor,
+        )  # fmt: skip
 
     def _forces(self, xs: Tensor, i3: Tensor, j3: Tensor, shift: Tensor) -> Tensor:
         """The pair kernel: compiled with ``compile=True`` where no graph is recorded, eager otherwise."""
