@@ -19,7 +19,8 @@ Each kind declares its own defaults as class attributes (``state_kind``,
 
 State convention: ``z = (q, p)`` of shape ``(..., 2n)``, positions first
 (``q = z[..., :n]``, ``p = z[..., n:]``). Lagrangian dynamics (an LNN) use ``(q, q_dot)``
-instead and declare ``state_kind = "lagrangian"``.
+instead: they are :class:`LagrangianDynamics` (whose ``state_kind`` is ``"lagrangian"``); a
+flow map of such states (a discretised LNN) carries its dynamics' ``state_kind``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "Dynamics",
     "FlowMap",
     "HamiltonianDynamics",
+    "LagrangianDynamics",
     "SeparableHamiltonian",
     "batch_time",
     "join",
@@ -86,6 +88,18 @@ class Dynamics(abc.ABC):
     def __call__(self, t: float | Tensor, z: Tensor) -> Tensor:
         """``vector_field(t, z)``: the ``func(t, y)`` that ODE solvers such as torchdiffeq call."""
         return self.vector_field(t, z)
+
+
+class LagrangianDynamics(Dynamics):
+    """Dynamics on Lagrangian states ``x = (q, q_dot)``: ``dx/dt = (q_dot, q_ddot)``.
+
+    The state kind is this type (``state_kind = "lagrangian"`` follows from it): a learned
+    Lagrangian (an LNN) trains on accelerations and is compared with a canonical system through
+    its Legendre map (:mod:`symplearn.runs._states`).
+    """
+
+    state_kind = "lagrangian"
+    default_loss = "acceleration"
 
 
 class HamiltonianDynamics(Dynamics):

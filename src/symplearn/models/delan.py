@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._errors import NonFiniteError
-from ..dynamics import Dynamics, FlowMap, HamiltonianDynamics, join, split
+from ..dynamics import FlowMap, HamiltonianDynamics, LagrangianDynamics, join, split
 from ..integrators.discretize import discretize
 from ._common import ModelMixin, ScalarMLP, check_float, check_int
 from .activations import get_activation
@@ -45,7 +45,7 @@ __all__ = ["StructuredLNN"]
 _DIAG_SHIFT = math.log(math.e - 1.0)
 
 
-class StructuredLNN(ModelMixin, nn.Module, Dynamics):
+class StructuredLNN(ModelMixin, nn.Module, LagrangianDynamics):
     """``L = q_dot^T M(q) q_dot / 2 - V(q)`` with ``M = C C^T + eps I`` positive definite by
     construction (DeLaN, Lutter et al. 2019).
 
@@ -71,8 +71,6 @@ class StructuredLNN(ModelMixin, nn.Module, Dynamics):
     """
 
     kind = "lnn-structured"
-    state_kind = "lagrangian"
-    default_loss = "acceleration"
 
     def __init__(
         self,

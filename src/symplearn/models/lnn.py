@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from torch.func import grad, jvp, vmap
 
 from .._errors import NonFiniteError, SymplearnError
-from ..dynamics import Dynamics, join, split
+from ..dynamics import LagrangianDynamics, join, split
 from ._common import ModelMixin, ScalarMLP, check_float, check_int
 from .activations import get_activation
 
@@ -184,7 +184,7 @@ def _check_solvable(M: Tensor, rhs: Tensor, eps: float, max_cond: float) -> None
         )
 
 
-class LNN(ModelMixin, nn.Module, Dynamics):
+class LNN(ModelMixin, nn.Module, LagrangianDynamics):
     """Lagrangian neural network (Cranmer et al. 2020): ``L_theta(q, q_dot)`` is an MLP
     ``R^2n -> R``, and the accelerations come from the Euler-Lagrange equation
     (:func:`lagrangian_acceleration`, batched with ``torch.func``).
@@ -213,8 +213,6 @@ class LNN(ModelMixin, nn.Module, Dynamics):
     """
 
     kind = "lnn"
-    state_kind = "lagrangian"
-    default_loss = "acceleration"
     #: the LNN does not train without clipping: the initial d2L/dq_dot2 is ~1e-3, so the first
     #: accelerations (and losses, ~1e5) are huge
     default_grad_clip = 1.0
