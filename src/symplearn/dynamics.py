@@ -119,17 +119,7 @@ class HamiltonianDynamics(Dynamics):
     def grad_hamiltonian(self, z: Tensor) -> Tensor:
         """``grad H(z)`` by autograd, keeping the graph when gradients are on (so integrators and
         training can differentiate through it). Args: z: ``(..., 2n)``. Returns: ``(..., 2n)``."""
-        create_graph = torch.is_grad_enabled()
-        with torch.enable_grad():
-            x = z if z.requires_grad else z.detach().requires_grad_(True)
-            H = self.hamiltonian(x)
-            if H.shape != x.shape[:-1]:
-                raise SymplearnError(
-                    f"{type(self).__name__}.hamiltonian must map states {tuple(x.shape)} to energies "
-                    f"{tuple(x.shape[:-1])}, got {tuple(H.shape)}"
-                )
-            (g,) = torch.autograd.grad(H.sum(), x, create_graph=create_graph)
-        return g
+        return scalar_gradient(self.hamiltonian, z, create_graph=torch.is_grad_enabled())
 
     def vector_field(self, t: float | Tensor, z: Tensor) -> Tensor:
         """``J grad H(z) = (dH/dp, -dH/dq)`` (autonomous). Args: z: ``(..., 2n)``.
@@ -190,3 +180,20 @@ def split(z: Tensor) -> tuple[Tensor, Tensor]:
 def join(q: Tensor, p: Tensor) -> Tensor:
     """Join ``q, p: (..., n)`` into ``z: (..., 2n)``."""
     return torch.cat([q, p], dim=-1)
+
+
+def scalar_gradient(f, z: Tensor, *, create_graph: bool = False) -> Tensor:
+    """Batched gradient ``(..., d)`` of a scalar function ``f: (..., d) -> (...)`` at ``z`` by
+    autograd (each output depending only on its own row); ``create_graph`` keeps the graph so
+    the result can be differentiated again. Works under ``torch.no_grad`` (not in inference
+    mode). :func:`symplearn.geometry.gradient` is this function."""
+    with torch.enable_grad():
+        x = z if z.requires_grad else z.detach().requires_grad_(True)
+        val = f(x)
+        if val.shape != x.shape[:-1]:
+            raise SymplearnError(
+                f"expected a scalar function with output shape {tuple(x.shape[:-1])}, "
+                f"got output shape {tuple(val.shape)}"
+            )
+        (g,) = torch.autograd.grad(val.sum(), x, create_graph=create_graph)
+    return g

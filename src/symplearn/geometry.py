@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ._errors import SymplearnError
-from .dynamics import Dynamics, FlowMap
+from .dynamics import Dynamics, FlowMap, scalar_gradient
 
 __all__ = [
     "canonical_J",
@@ -57,16 +57,7 @@ def gradient(f: Callable[[Tensor], Tensor], z: Tensor, *, create_graph: bool = F
     Returns:
         ``grad f(z)`` of shape ``(..., d)``.
     """
-    with torch.enable_grad():
-        x = z if z.requires_grad else z.detach().requires_grad_(True)
-        val = f(x)
-        if val.shape != x.shape[:-1]:
-            raise SymplearnError(
-                f"expected a scalar function with output shape {tuple(x.shape[:-1])}, "
-                f"got output shape {tuple(val.shape)}"
-            )
-        (g,) = torch.autograd.grad(val.sum(), x, create_graph=create_graph)
-    return g
+    return scalar_gradient(f, z, create_graph=create_graph)
 
 
 def symplectic_gradient(H: Callable[[Tensor], Tensor], z: Tensor, *, create_graph: bool = False) -> Tensor:
