@@ -368,7 +368,7 @@ def test_library_edges():
 
 def test_hamiltonian_of_a_wrongly_shaped_state_is_refused():
     system = sl.get_system("pendulum")
-    with pytest.raises(SymplearnError, match=r"states have shape \(\.\.\., 2\).*got \(3, 5\)"):
+    with pytest.raises(SymplearnError, match=r"states have shape \(\.\.\., 2\); got shape \(3, 5\)"):
         system.hamiltonian(torch.zeros(3, 5, dtype=torch.float64))
 
 

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from .._errors import SymplearnError, check_names
-from .._validate import check_int
+from .._validate import check_int, check_state
 from ..dynamics import HamiltonianDynamics, split
 
 
@@ -47,12 +47,7 @@ class System(HamiltonianDynamics):
 
             @functools.wraps(fn)
             def hamiltonian(self, z, _fn=fn):
-                if not isinstance(z, Tensor) or z.ndim == 0 or z.shape[-1] != 2 * self.n_dof:
-                    shape = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
-                    raise SymplearnError(
-                        f"{self.name} has n_dof={self.n_dof}, so its states have shape (..., "
-                        f"{2 * self.n_dof}) (q's then p's); got {shape}"
-                    )
+                check_state(z, 2 * self.n_dof, owner=self.name, floating=False, finite=False)
                 return _fn(self, z)
 
             hamiltonian._checks_shape = True
