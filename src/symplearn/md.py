@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ._alloc import retain_freed_memory
 from ._errors import SymplearnError
 from .diagnostics.md import (
     FRAMES,
@@ -45,6 +46,7 @@ __all__ = [
     "pressure",
     "radial_distribution",
     "remove_total_momentum",
+    "retain_freed_memory",
     "temperature",
     "thermo",
     "total_momentum",

@@ -471,6 +471,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def _cmd_md(args: argparse.Namespace) -> int:
     setup = config_from_args(args).build()
+    md.retain_freed_memory()  # the command owns its process: keep freed pair arrays for reuse
     cfg = setup.config
     report = run(setup, args.out)
     if not cfg.quiet:
