@@ -467,8 +467,9 @@ class ParticleSystem(System, SeparableHamiltonian):
             reduced to ``L/2 - cutoff`` if larger.
         compile: run the forces-only pair loop of the neighbour list (the stepping path) through
             ``torch.compile`` (one fused loop; needs a C++ compiler; about 20 s of compilation on
-            first use, 4-7 s with torch's cache warm; then 1.2-1.4x faster at N = 32000, about
-            the same at 4000 and slower at 256: ``benchmarks/bench_md.py``). Energy, virial and
+            first use, 4-7 s with torch's cache warm; then about 1.5x faster at N = 32000 and
+            1.2x at 4000, the same or slower at 256 where one call's fixed cost dominates:
+            ``benchmarks/bench_md.py``; :func:`pair_force_kernel_compiled`). Energy, virial and
             differentiable calls stay eager. No effect with ``neighbor="all-pairs"``.
 
     Raises:
