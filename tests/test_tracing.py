@@ -1,8 +1,10 @@
 """Traced flow maps (integrators.trace_flow): the same numbers as the eager step, time carried."""
 
+import pytest
 import torch
 
 import symplearn as sl
+from symplearn import SymplearnError
 from symplearn.dynamics import Dynamics, batch_time
 from symplearn.integrators import TracedFlow, trace_flow
 from symplearn.models import HNN, GSympNet
@@ -66,3 +68,29 @@ def test_a_batch_shape_is_traced_once_it_has_run_a_few_steps():
         lazy = sl.integrate(traced, z, 100).z
     assert len(traced._traces) == 1  # the (7, 2) shape, after trace_after steps
     assert float((eager - lazy).abs().max()) <= 1e-13
+
+
+class SolveField(Dynamics):
+    """``q' = p``, ``p' = M(q)^{-1}`` with ``M = q``: checks M before solving, as the LNN does."""
+
+    n_dof = 1
+
+    def vector_field(self, t, z):
+        M = z[..., :1, None]
+        if bool((M.abs() < 1e-12).any()):
+            raise SymplearnError("M(q) is singular at q = 0 (the field is undefined there)")
+        acc = torch.linalg.solve(M, torch.ones_like(M))[..., 0]
+        return torch.cat([z[..., 1:], acc], -1)
+
+
+def test_a_traced_step_that_fails_raises_the_eager_steps_error():
+    # the trace cannot record the data-dependent check, so at a singular state the replay's solve
+    # fails; the traced flow then runs the eager step, which says what is wrong
+    z0 = torch.tensor([[1.0, 0.0], [2.0, 0.5]], dtype=torch.float64)
+    flow = sl.discretize(SolveField(), "euler", 0.01)
+    traced = trace_flow(flow, z0)
+    assert isinstance(traced, TracedFlow)
+    assert torch.equal(traced.step(0.0, z0), flow.step(0.0, z0))
+    bad = torch.tensor([[0.0, 0.0], [2.0, 0.5]], dtype=torch.float64)
+    with pytest.raises(SymplearnError, match="singular at q = 0"):
+        traced.step(0.0, bad)

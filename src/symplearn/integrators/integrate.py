@@ -251,7 +251,14 @@ class TracedFlow(FlowMap):
             fn = self._traces[key] = _trace_step(self.flow, self._target, z)
         if fn is False:  # this shape could not be traced faithfully
             return self.flow.step(t, z)
-        return fn(torch.as_tensor(t, dtype=z.dtype, device=z.device), z)
+        try:
+            return fn(torch.as_tensor(t, dtype=z.dtype, device=z.device), z)
+        except RuntimeError:
+            # an op of the trace failed where the eager step checks first and says why (an LNN's
+            # singular Hessian reaches torch.linalg.solve in the trace, whose data-dependent
+            # checks are not recorded): the eager step raises the library's own error, or
+            # gives the step
+            return self.flow.step(t, z)
 
     def __repr__(self) -> str:
         return f"traced({self.flow!r})"
