@@ -107,6 +107,7 @@ class _LearnedParticles(ModelMixin, nn.Module, ParticleSystem):
     conservative = True
     has_energy = True
     kind = ""
+    _stored_images = False  # _pair_geometry takes the minimum image of each separation
 
     def __init__(
         self,

@@ -288,14 +288,14 @@ class _NeighborList:
     @property
     def i3(self) -> Tensor:
         """Gather indices of the i side into component-major positions ``(3P,)``."""
-        return self._component_indices()[0]
+        return self._ij3()[0]
 
     @property
     def j3(self) -> Tensor:
         """Gather indices of the j side into component-major positions ``(3P,)``."""
-        return self._component_indices()[1]
+        return self._ij3()[1]
 
-    def _component_indices(self) -> tuple[Tensor, Tensor]:
+    def _ij3(self) -> tuple[Tensor, Tensor]:
         c = self._derived.get("ij3")
         if c is None:
             c = self._derived["ij3"] = _component_indices(self.i, self.j, self.n_total)
@@ -482,6 +482,9 @@ class ParticleSystem(System, SeparableHamiltonian):
 
     name = "particles"
     PARAMS: dict[str, float] = {}
+    #: whether the neighbour list keeps each pair's image for the eager stepping kernel (classes
+    #: that take the minimum image themselves, as the learned potentials do, set False)
+    _stored_images = True
 
     def __init__(
         self,
@@ -526,10 +529,11 @@ class ParticleSystem(System, SeparableHamiltonian):
         if not isinstance(compile, bool):
             raise SymplearnError(f"compile must be True or False, got {compile!r}")
         self.compile = compile and neighbor == "vesin"
-        # the eager stepping path subtracts each pair's stored image; the compiled one and the
-        # energy path with compile=True take the minimum image in the loop (the same numbers)
+        # the eager stepping path subtracts each pair's stored image; the compiled one, the
+        # energy path with compile=True and the learned models take the minimum image in the
+        # loop (the same numbers)
         self._nl = (
-            _NeighborList(pair.cutoff + self.skin, self.skin, images=not self.compile)
+            _NeighborList(pair.cutoff + self.skin, self.skin, images=self._stored_images and not self.compile)
             if neighbor == "vesin"
             else None
         )
