@@ -622,3 +622,45 @@ def test_newton_on_a_non_autonomous_field_evaluates_each_stage_at_its_time(jacob
     exact = f.exact(torch.stack([A + a, B], -1), T)
     assert float((traj.z[-1] - exact).abs().max()) < 1e-9
     assert flow.integrator.last_solve["solver"] == "newton"
+
+
+@pytest.mark.parametrize("s", [2, 3])
+def test_extrapolation_matrix_is_exact_for_polynomials_of_the_collocation_degree(s):
+    """``E K`` evaluates the degree ``s - 1`` interpolant of ``(c_j, K_j)`` at ``1 + c_i``:
+    exact for such polynomials, and not for one degree more (a real extrapolation, not a copy)."""
+    from symplearn.integrators.implicit import _extrapolation_matrix
+
+    _, _, c = gauss_legendre_tableau(s)
+    E = _extrapolation_matrix(c)
+    for deg in range(s):
+        p = np.polynomial.Polynomial(np.arange(1.0, deg + 2.0))
+        assert np.abs(E @ p(c) - p(1.0 + c)).max() < 1e-12
+    p = np.polynomial.Polynomial.basis(s)
+    assert np.abs(E @ p(c) - p(1.0 + c)).max() > 1e-3
+
+
+def test_a_rollout_starts_each_step_from_the_extrapolated_stages():
+    """In a rollout, Gauss-Legendre 4 starts each step (after the first) from the previous
+    step's collocation polynomial one step ahead: on the double pendulum (64 states,
+    dt = 0.01, tol 1e-12) that saves about a call a step, the predictor's (measured: 380 calls
+    against 425 over 50 steps; the iterations themselves change little, since the predictor's
+    first iterate is already O(h^2) accurate), and the states stay those of fresh single steps
+    to well within the tolerance's effect.
+    A state that is not the last step's result (here: a copy) gets the predictor again."""
+    dp = _CountedField(sl.get_system("double-pendulum"))
+    z0 = dp.dynamics.sample(64, seed=3)
+    calls, finals = {}, {}
+    with torch.no_grad():
+        for carried in (True, False):
+            integ = GaussLegendre(2, tol=1e-12)
+            z, dp.calls = z0, 0
+            for k in range(50):
+                z = integ.step(dp, k * 0.01, z if carried else z.clone(), 0.01)
+            calls[carried], finals[carried] = dp.calls, z
+    assert calls[True] <= calls[False] - 40, calls
+    assert float((finals[True] - finals[False]).abs().max()) < 1e-10
+    # same seed, same numbers: a second rollout repeats the first bit for bit
+    integ = GaussLegendre(2, tol=1e-12)
+    with torch.no_grad():
+        traj = [sl.integrate(sl.discretize(dp.dynamics, integ, 0.01), z0, 50).z[-1] for _ in range(2)]
+    assert torch.equal(traj[0], traj[1])

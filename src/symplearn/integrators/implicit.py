@@ -13,11 +13,21 @@ starts with the fixed point and changes to Newton as soon as the fixed point div
 measured contraction says it would need many more iterations than a Newton solve costs. A step
 that does not converge to the tolerance raises :class:`~symplearn.ConvergenceError`; an
 unconverged step is never returned.
+
+Starting guess: the first step from a state starts the iteration from ``K_i = f(t, z)``
+(explicit Euler). A step from the state that the previous step of the same integrator returned
+(a rollout) starts instead from the previous step's collocation polynomial extrapolated one step
+ahead (Hairer, Lubich and Wanner, *Geometric Numerical Integration*, VIII.6.1): ``u'`` is the
+degree ``s - 1`` polynomial through ``(c_j, K_j)``, and ``K_i <- u'(1 + c_i)``, an error of
+``O(h^s)`` instead of ``O(h)``, without the predictor's field call. It changes only where the
+iteration starts: every step is solved to the same tolerance, so a rollout differs from a chain of
+fresh single steps by at most the solver tolerance, and is itself reproducible.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 import torch
@@ -130,6 +140,8 @@ class GaussLegendre(ImplicitIntegrator):
         #: what the last step did: ``{"solver": "fixed-point" | "newton", "iterations": int,
         #: "jacobian": "autodiff" | "finite-difference" | None}`` (diagnostics and benchmarks)
         self.last_solve: dict = {}
+        self._next = None  # (weakref to the last step's result, dynamics, dt, extrapolated K)
+        self._extrapolation: Tensor | None = None
 
     def __repr__(self) -> str:
         opts = "" if self.solver == "auto" else f", solver={self.solver!r}"
@@ -153,8 +165,10 @@ class GaussLegendre(ImplicitIntegrator):
             adt = abs(dt)
         if z.ndim == 0 or z.shape[-1] == 0 or z.numel() == 0:
             return z.clone()
-        f0 = f(t, z)
-        K0 = f0.unsqueeze(0).expand(s, *f0.shape)  # (s, ..., 2n): explicit-Euler predictor
+        K0 = self._carried_guess(dynamics, z, dt)
+        if K0 is None:
+            f0 = f(t, z)
+            K0 = f0.unsqueeze(0).expand(s, *f0.shape)  # (s, ..., 2n): explicit-Euler predictor
         solve = _Solve(self, f, t, t_stage, z, dt, adt, A, tol, eps)
         start = K0
         K = None
@@ -165,7 +179,36 @@ class GaussLegendre(ImplicitIntegrator):
                 K = None
         if K is None:
             K = solve.newton(start.detach())
-        return z + dt * (b @ K.reshape(K.shape[0], -1)).reshape(K.shape[1:])
+        z_next = z + dt * (b @ K.reshape(K.shape[0], -1)).reshape(K.shape[1:])
+        self._carry(dynamics, z_next, dt, K)
+        return z_next
+
+    def _carry(self, dynamics, z_next: Tensor, dt, K: Tensor) -> None:
+        """Keep the extrapolated stage derivatives for a step from ``z_next`` (see the module's
+        docstring): only for s >= 2, a scalar step and a state outside autograd (a step recorded
+        for gradients always starts from the predictor, so its graph does not depend on the
+        previous step's)."""
+        self._next = None
+        if self.stages < 2 or isinstance(dt, Tensor) or z_next.requires_grad or K.requires_grad:
+            return
+        E = self._extrapolation
+        if E is None or E.dtype != K.dtype or E.device != K.device:
+            E = self._extrapolation = torch.as_tensor(
+                _extrapolation_matrix(self.c), dtype=K.dtype, device=K.device
+            )
+        K_next = (E @ K.reshape(K.shape[0], -1)).reshape(K.shape)
+        self._next = (weakref.ref(z_next), dynamics, float(dt), K_next)
+
+    def _carried_guess(self, dynamics, z: Tensor, dt) -> Tensor | None:
+        """The stage derivatives extrapolated from the previous step when ``z`` is the state that
+        step returned (same dynamics, same step), else None."""
+        nxt, self._next = self._next, None
+        if nxt is None or isinstance(dt, Tensor) or z.requires_grad:
+            return None
+        ref, dyn, h, K_next = nxt
+        if ref() is not z or dyn is not dynamics or h != float(dt):
+            return None
+        return K_next
 
 
 class _Solve:
@@ -382,6 +425,20 @@ class _Solve:
 
         K1.register_hook(adjoint)
         return K1
+
+
+def _extrapolation_matrix(c: np.ndarray) -> np.ndarray:
+    """``E (s, s)`` with ``E[i, j] = l_j(1 + c_i)``, ``l_j`` the Lagrange basis on the nodes c:
+    the polynomial through ``(c_j, K_j)`` evaluated one step ahead at ``1 + c_i``."""
+    s = len(c)
+    E = np.ones((s, s))
+    for i in range(s):
+        x = 1.0 + c[i]
+        for j in range(s):
+            for m in range(s):
+                if m != j:
+                    E[i, j] *= (x - c[m]) / (c[j] - c[m])
+    return E
 
 
 def _lu_apply(LU: Tensor, piv: Tensor, R: Tensor, s: int, d: int, adjoint: bool = False) -> Tensor:
