@@ -387,6 +387,11 @@ def run_case(case: Case, config: Config) -> dict:
 # ---------------------------------------------------------------------------------------------
 # report
 # ---------------------------------------------------------------------------------------------
+def _ratio(x: float) -> str:
+    """A ratio to two significant figures (9.6, not a 10 that reads as a goal of 10 met)."""
+    return f"{x:.2g}" if x < 100 else f"{x:.0f}"
+
+
 def _si(x: float) -> str:
     for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if x >= scale:
@@ -434,11 +439,12 @@ def markdown(report: dict) -> str:
             goal = "-"
             if r["goal_ratio"]:
                 goal = f">= {r['goal_ratio']:g}x {'met' if r['goal_met'][nt] else 'MISSED'}"
+            stop = f", stopped after {len(rr)}" if "stopped" in o else ""
             lines.append(
                 head + f"| {_si(o['state_steps_per_s'])} "
                 f"| {best} ({s['rtol_atol']:.2g}) | {s['final_error_rms']:.2g} "
-                f"| {_si(s['state_steps_per_s'])} | **{o['ratio_vs_scipy']:.0f}x** "
-                f"({min(rr):.0f}-{max(rr):.0f}{', stopped after ' + str(len(rr)) if 'stopped' in o else ''}) "
+                f"| {_si(s['state_steps_per_s'])} | **{_ratio(o['ratio_vs_scipy'])}x** "
+                f"({_ratio(min(rr))}-{_ratio(max(rr))}{stop}) "
                 f"| {goal} |"
             )
     lines += [
@@ -488,7 +494,7 @@ def run(config: Config) -> dict:
         results.append(run_case(case, config))
         r = results[-1]
         ratios = ", ".join(
-            f"{nt} thr " + (f"{o['ratio_vs_scipy']:.0f}x" if "ratio_vs_scipy" in o else "skipped")
+            f"{nt} thr " + (f"{_ratio(o['ratio_vs_scipy'])}x" if "ratio_vs_scipy" in o else "skipped")
             for nt, o in r["symplearn"].items()
         )
         dt = time.perf_counter() - t0
