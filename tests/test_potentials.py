@@ -164,3 +164,31 @@ def test_neighbour_list_matches_all_pairs():
         torch.testing.assert_close(ms[0]["forces"], ms[1]["forces"], rtol=0, atol=1e-11)
         if kind != "direct-force":
             torch.testing.assert_close(ms[0]["energy"], ms[1]["energy"], rtol=1e-13, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_descriptor_sums_are_the_same_numbers_on_every_run_and_thread_count(lj, state, dtype):
+    """G sums each pair's basis row in pair order: with 1 and 2 torch threads, in float32 (where
+    index_put would accumulate in parallel with atomics) and float64, repeated calls give the
+    same bits, and the sums agree with a float64 per-particle loop to round-off."""
+    from symplearn.models.potentials import _row_sums
+
+    g = torch.Generator().manual_seed(5)
+    P, K, n = 6000, 12, 108  # P K above torch's parallel grain (32768 elements)
+    i, j = torch.randint(0, n, (P,), generator=g), torch.randint(0, n, (P,), generator=g)
+    b = torch.rand(P, K, generator=g, dtype=torch.float64)
+    ref = torch.zeros(n, K, dtype=torch.float64)
+    for a in range(n):
+        ref[a] = b[i == a].sum(0) + b[j == a].sum(0)
+    threads = torch.get_num_threads()
+    try:
+        outs = []
+        for nt in (1, 2):
+            torch.set_num_threads(nt)
+            outs += [_row_sums(b.to(dtype), i, j, n) for _ in range(3)]
+    finally:
+        torch.set_num_threads(threads)
+    for o in outs[1:]:
+        assert torch.equal(o, outs[0])
+    tol = 1e-12 if dtype == torch.float64 else 1e-4
+    assert float((outs[0].double() - ref).abs().max()) < tol * float(ref.abs().max())
