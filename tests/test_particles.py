@@ -413,6 +413,15 @@ def test_compiled_pair_kernel_gives_the_eager_forces_and_trajectory():
     out_c, out_e = s_c.compute(q_end), s_e.compute(q_end)
     for key in ("energy", "virial", "forces"):
         assert torch.allclose(out_c[key], out_e[key], rtol=1e-12, atol=1e-12), key
+    # the compiled scatter adds in pair order whatever the thread count: the same bits each call
+    # (inductor's multi-threaded loops would add with atomics)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        runs = [s_c.compute(q_end, energy=False, virial=False)["forces"] for _ in range(4)]
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(r, runs[0]) for r in runs)
     q = tc.z[-1][:, : s_c.n_dof].clone().requires_grad_(True)
     (g,) = torch.autograd.grad(s_c.potential_energy(q).sum(), q)
     assert float((-g - s_e.compute(q.detach())["forces"]).abs().max()) < 1e-10
