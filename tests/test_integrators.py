@@ -547,6 +547,43 @@ def test_auto_and_newton_solve_what_the_fixed_point_cannot(stages, dtype):
         assert rel.max() <= 100 * torch.finfo(dtype).eps and integ.last_solve["solver"] == "newton"
 
 
+@pytest.mark.parametrize("stages", [1, 2])
+def test_fixed_point_stops_on_its_estimated_error_where_it_contracts_slowly(stages):
+    """At h rho(A) = 0.9 on the oscillator the fixed point contracts by 0.9 an iteration: the
+    change in one iteration is 10 times smaller than the distance left to the solution, so a
+    stop on the change alone returns an error ~ 9 tol. The stop on theta / (1 - theta) times the
+    change returns stage states dt A K within tol (relative to |z| ~ 1) of the exact ones, so the
+    step z + dt b K = z + b^T A^-1 (dt A K) within ||b^T A^-1||_1 tol (2 for s = 1, 3.46 for
+    s = 2) of the exact Gauss-Legendre step (the change-only stop: 5.9e-8 at s = 2)."""
+    osc = sl.get_system("oscillator")
+    h = 0.9 / _spectral_radius(stages)
+    z = torch.tensor([[1.0, 0.0], [0.3, -0.8]], dtype=torch.float64)
+    exact = _exact_linear_gauss_legendre_step(stages, h, z.numpy())
+    tol = 1e-8
+    integ = GaussLegendre(stages, solver="fixed-point", tol=tol, max_iter=1000)
+    out = integ.step(osc, 0.0, z, h).numpy()
+    A, b, _ = gauss_legendre_tableau(stages)
+    bound = tol * np.abs(b @ np.linalg.inv(A)).sum()
+    assert np.abs(out - exact).max() <= bound, (np.abs(out - exact).max(), integ.last_solve)
+
+
+def test_error_estimate_is_the_exact_remainder_of_a_geometric_sequence():
+    """For changes r_k = theta^k the distance left after iteration k is sum_{j>k} r_j =
+    theta / (1 - theta) r_k: the estimate is exact, and uses the larger of the last two rates."""
+    from symplearn.integrators.implicit import _error_estimate
+
+    theta, rate, previous = 0.3, math.inf, math.inf
+    for k in range(1, 8):
+        r = theta**k
+        error, rate = _error_estimate(r, previous, rate)
+        expected = r if k == 1 else theta / (1 - theta) * r  # no rate yet at the first change
+        assert error == pytest.approx(expected, rel=1e-12)
+        previous = r
+    # a rate that drops by luck (0.5 then 0.01) is not trusted: 0.5 / (1 - 0.5) x the change
+    assert _error_estimate(0.01 * 0.5, 0.5, 0.5)[0] == pytest.approx(0.005)
+    assert _error_estimate(2.0, 1.0, 0.5)[0] == math.inf  # not contracting
+
+
 class _NumpyPendulum(sl.HamiltonianDynamics):
     """A pendulum whose field is computed in numpy (as a wrapped simulator would be), which
     torch.func cannot transform."""

@@ -82,10 +82,12 @@ class GaussLegendre(ImplicitIntegrator):
 
     Args:
         stages: number of stages s (1 = implicit midpoint, 2 = order 4, 3 = order 6).
-        tol: tolerance on the change of the stage states ``dt A K`` in one iteration,
-            relative to the size of each state's stage states (a residual that stalls below
-            ``1e3 * eps`` is also accepted: round-off); ``None`` picks ``50 * eps`` of the
-            state's dtype. An iteration whose residual grows three times in a row raises
+        tol: tolerance on the estimated error of the stage states ``dt A K``, relative to the
+            size of each state's stage states: the change in one iteration times
+            ``theta / (1 - theta)``, ``theta`` the measured contraction rate (the change alone
+            at the first iteration); a residual that stalls below ``1e3 * eps`` is also
+            accepted (round-off). ``None`` picks ``50 * eps`` of the state's dtype. An
+            iteration whose residual grows three times in a row raises
             :class:`~symplearn.ConvergenceError` (it does not contract: the step is too large).
         max_iter: iteration limit of each solve.
         solver: ``"fixed-point"`` (``K <- f(z + h A K)``: differentiable through its
@@ -263,7 +265,7 @@ class _Solve:
         contraction factor (K: the last iterate)."""
         m, tol, eps = self.method, self.tol, self.eps
         residual = previous = math.inf
-        rising = 0
+        rising, rate = 0, math.inf
         for it in range(m.max_iter):
             Z = self.stage_states(K)
             K_new = self.f(self.t_stage, Z)
@@ -273,8 +275,9 @@ class _Solve:
                 if switch:
                     return None, False
                 break
+            error, rate = _error_estimate(residual, previous, rate)
             # converged; or stalled at the round-off floor (fields with large terms that cancel)
-            if residual <= tol or (residual <= 1e3 * eps and residual >= previous):
+            if error <= tol or (residual <= 1e3 * eps and residual >= previous):
                 m.last_solve = {"solver": "fixed-point", "iterations": it + 1, "jacobian": None}
                 return K, True
             # a fixed-point iteration that does not contract (h L ||A|| >= 1) never converges:
@@ -357,20 +360,21 @@ class _Solve:
             return LU, piv, how
 
         with torch.no_grad():
-            residual = previous = math.inf
+            residual = previous = rate = math.inf
             rising, refreshed, converged, refresh = 0, 0, False, True
             for it in range(m.max_iter):
                 Z = self.stage_states(K, zd, dtd)
                 F = self.f(self.t_stage, Z)
                 if refresh:
                     LU, piv, how = factorise(Z, F)
-                    refresh, previous = False, math.inf
+                    refresh, previous, rate = False, math.inf, math.inf
                 dK = _lu_apply(LU, piv, F - K, s, d)  # (s, ..., d)
                 K = K + dK
                 residual = self.relative_change(dK, K)
                 if not math.isfinite(residual):
                     break
-                if residual <= tol or (residual <= 1e3 * eps and residual >= previous):
+                error, rate = _error_estimate(residual, previous, rate)
+                if error <= tol or (residual <= 1e3 * eps and residual >= previous):
                     m.last_solve = {"solver": "newton", "iterations": it + 1, "jacobian": how}
                     converged = True
                     break
@@ -452,6 +456,21 @@ def _lu_apply(LU: Tensor, piv: Tensor, R: Tensor, s: int, d: int, adjoint: bool 
     r = R.movedim(0, -2).reshape(*batch, s * d, 1)
     x = torch.linalg.lu_solve(LU, piv, r, adjoint=adjoint)
     return x.reshape(*batch, s, d).movedim(-2, 0)
+
+
+def _error_estimate(residual: float, previous: float, last_rate: float) -> tuple[float, float]:
+    """``(error, rate)``: the a posteriori bound on the distance of the new iterate to the solution,
+    ``theta / (1 - theta) * residual`` for a sequence contracting at the rate ``theta`` (Hairer and
+    Wanner, *Solving ODEs II*, IV.8), and this iteration's rate ``residual / previous``. ``theta``
+    is the larger of the last two rates, so that one lucky ratio does not stop the iteration
+    early. At the first iteration, with no rate yet, the error is the change itself."""
+    rate = residual / previous if math.isfinite(previous) and previous > 0 else math.inf
+    theta = rate if not math.isfinite(last_rate) else max(rate, last_rate)
+    if not math.isfinite(theta):
+        return residual, rate
+    if theta >= 1.0:
+        return math.inf, rate
+    return theta / (1.0 - theta) * residual, rate
 
 
 def _predicted(residual: float, previous: float, tol: float) -> float:
