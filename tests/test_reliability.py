@@ -449,5 +449,12 @@ def test_smaller_ones(tmp_path, monkeypatch):
     assert rc == 2 and "observable" in err
     rc, err = cli("diagnose", "oscillator", "--observable", "+".join(["q"] * 1500), "--out", "e")
     assert rc == 2 and "observable" in err and "Traceback" not in err
+    limit = sys.getrecursionlimit()  # the same answer where a library raised the limit (dynamo does)
+    try:
+        sys.setrecursionlimit(100_000)
+        rc, err = cli("diagnose", "oscillator", "--observable", "+".join(["q"] * 1500), "--out", "e")
+    finally:
+        sys.setrecursionlimit(limit)
+    assert rc == 2 and "1500 levels deep" in err
     rc, err = cli("diagnose", "oscillator", "--n-points", "1", "--out", "e")
     assert rc == 2 and "nan" not in err

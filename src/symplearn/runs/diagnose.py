@@ -338,6 +338,21 @@ _OBS_FUNCS = {
 
 #: the longest --observable accepted (a few hundred terms)
 _OBS_MAX_CHARS = 4000
+#: the deepest expression tree accepted (a sum of 300 terms is 300 deep): checked before
+#: evaluation, so that the answer does not depend on the interpreter's recursion limit (which
+#: libraries such as torch.compile raise)
+_OBS_MAX_DEPTH = 300
+
+
+def _tree_depth(tree) -> int:
+    """Nesting depth of the expressions in an ``ast`` tree (``q + q + q``: 3), without recursion."""
+    deepest, stack = 0, [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        depth += isinstance(node, ast.expr) and not isinstance(node, (ast.Name, ast.Constant))
+        deepest = max(deepest, depth)
+        stack.extend((child, depth) for child in ast.iter_child_nodes(node))
+    return deepest + 1
 
 
 def parse_observable(expr: str, n_dof: int):
@@ -373,6 +388,12 @@ def parse_observable(expr: str, n_dof: int):
         raise SymplearnError(
             "--observable is nested too deeply to parse; write a shorter expression"
         ) from None
+    depth = _tree_depth(tree)
+    if depth > _OBS_MAX_DEPTH:
+        raise SymplearnError(
+            f"--observable is nested {depth} levels deep (a sum of n terms is n deep); at most "
+            f"{_OBS_MAX_DEPTH} are accepted: write a shorter expression"
+        )
     ops = {
         ast.Add: torch.add,
         ast.Sub: torch.sub,
