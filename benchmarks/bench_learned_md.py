@@ -12,10 +12,14 @@ velocity Verlet at dt = 0.005 from one Langevin-equilibrated state at T = 1):
   (:class:`symplearn.ase.SymplearnCalculator`) driven by ASE's ``VelocityVerlet``.
 
 The models' weights do not change the cost (untrained, descriptors standardised on the state);
-pass ``--model FOLDER`` to time a trained model. Variants are timed in interleaved rounds
-(median over rounds) so that load bursts on a shared machine hit all alike.
+pass ``--model FOLDER`` to time a trained model. Every variant first runs one untimed round (its
+first calls build caches and warm the allocator), then the variants are timed in interleaved
+rounds of 400 steps (median over 5 rounds), so that load bursts on a shared machine hit all
+alike. Rounds of 100 steps (0.04-0.1 s each, the protocol before 2026-12-08) moved the ratio by
++-15 % between runs of one commit. The 1-minute load is recorded before and after; a run that
+starts or ends above 1.5 is marked ``loaded`` (not a result).
 
-Run ``python benchmarks/bench_learned_md.py`` (about a minute); results in
+Run ``taskset -c 0 python benchmarks/bench_learned_md.py`` (about a minute); results in
 ``benchmarks/results/learned_md.json`` and a markdown table on stdout.
 """
 
@@ -36,11 +40,13 @@ from symplearn.md import langevin_baoab
 from symplearn.models import build_model
 from symplearn.systems.particles import LennardJones
 
+MAX_LOAD = 1.5  # 1-minute load above which a run is marked loaded
+
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=100, help="NVE steps per timing")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=400, help="NVE steps per timing")
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--model", default=None, help="a trained model folder (default: an untrained one)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "learned_md.json"))
     args = ap.parse_args(argv)
@@ -87,6 +93,8 @@ def main(argv=None) -> dict:
     }
     times = {k: [] for k in variants}
     names = list(variants)
+    for f in variants.values():  # warm-up
+        f()
     for r in range(args.rounds):
         for k in names[r % len(names) :] + names[: r % len(names)]:
             t0 = time.perf_counter()
@@ -101,11 +109,15 @@ def main(argv=None) -> dict:
         "machine_start": info_start,
         "machine_end": machine_info(),
     }
+    loads = [info_start["load_average_1_5_15"], result["machine_end"]["load_average_1_5_15"]]
+    result["loaded"] = any(x is not None and x[0] > MAX_LOAD for x in loads)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1, default=str))
     print("| variant | NVE steps/s |\n|---|---:|")
     for k, v in rate.items():
         print(f"| {k} | {v:.1f} |")
+    if result["loaded"]:
+        print(f"\nLOADED: the 1-minute load was above {MAX_LOAD} ({loads}): these are not results")
     print(
         f"\nconservative / true LJ: {result['conservative_over_true']:.3f}; "
         f"symplearn Verlet / ASE VelocityVerlet (same model): {result['symplearn_over_ase']:.2f}"

@@ -192,3 +192,25 @@ def test_descriptor_sums_are_the_same_numbers_on_every_run_and_thread_count(lj, 
         assert torch.equal(o, outs[0])
     tol = 1e-12 if dtype == torch.float64 else 1e-4
     assert float((outs[0].double() - ref).abs().max()) < tol * float(ref.abs().max())
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fused_radial_pieces_give_the_basis_and_the_contracted_derivative(dtype):
+    """The force path's ``gaussians`` and ``contract`` (no (P, K) derivative array, the sum
+    c_k e_k (r - mu_k) split into two matrix-vector products) against ``RadialBasis.forward``
+    with its derivative: to 1e-14 relative in float64; in float32 within 10 eps (b) and 30 eps
+    (the contraction: its two terms are up to ~4 times their difference)."""
+    from symplearn.models.potentials import RadialBasis
+
+    rb = RadialBasis(2.5, 12).to(dtype)
+    g = torch.Generator().manual_seed(0)
+    r = (0.5 + 1.99 * torch.rand(500, generator=g, dtype=torch.float64)).to(dtype)
+    c = torch.randn(500, 12, generator=g, dtype=torch.float64)
+    b_ref, db_ref = RadialBasis(2.5, 12)(r.double(), derivative=True)  # float64 reference
+    e, fc, dfc_over_r, delta = rb.gaussians(r, r * r)
+    f = rb.contract(c.to(dtype), e, fc, dfc_over_r, delta, r).double()
+    f_ref = -(c * db_ref).sum(-1) / r.double()
+    eps32 = torch.finfo(torch.float32).eps
+    tol_b, tol_f = (1e-14, 1e-14) if dtype == torch.float64 else (10 * eps32, 30 * eps32)
+    assert float(((e * fc[:, None]).double() - b_ref).abs().max()) <= tol_b * float(b_ref.abs().max())
+    assert float((f - f_ref).abs().max()) <= tol_f * float(f_ref.abs().max())

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from .._errors import SymplearnError
-from ..systems.particles import PairPotential, ParticleSystem, _component_indices, pair_results
+from ..systems.particles import PairPotential, ParticleSystem, pair_results
 from ._common import ModelMixin, ScalarMLP, check_float, check_int
 from .activations import get_activation
 
@@ -98,6 +98,48 @@ class RadialBasis(nn.Module):
         h = (self.cutoff - r_min) / max(1, n_basis - 1)
         self.register_buffer("mu", mu)
         self.eta = 1.0 / (2.0 * h * h)
+        # contract sums c_k e_k (r - mu_k) as (r - r0) S1 - S2 with S2 = sum c_k e_k (mu_k - r0)
+        # for the middle r0 of the centres: the two terms are then at most about 4 times their
+        # difference (about 10 times with r0 = 0), which bounds the float32 round-off
+        self.r0 = 0.5 * (float(r_min) + self.cutoff)
+        self._const_cache: dict = {}
+
+    def _constants(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        """``mu`` and ``[1, mu - r0]`` ``(2, K)`` in ``like``'s dtype and device (cached; made
+        again when ``mu`` changes, e.g. by ``load_state_dict``)."""
+        key = (self.mu._version, self.mu.data_ptr())
+        hit = self._const_cache.get((like.dtype, like.device))
+        if hit is None or hit[0] != key:
+            mu = self.mu.detach().to(like)
+            moments = torch.stack([torch.ones_like(mu), mu - self.r0])
+            hit = self._const_cache[(like.dtype, like.device)] = (key, (mu, moments))
+        return hit[1]
+
+    def gaussians(self, r: Tensor, r2: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The pair path's pieces at distances ``r (P,)`` inside the cutoff (``r2 = r^2``):
+        ``(e, fc, dfc_over_r, delta)``: the Gaussians ``e_k = exp(-eta (r - mu_k)^2)`` ``(P, K)``
+        (so ``b = e fc``), the envelope ``fc`` and ``f_c'(r) / r`` ``(P,)``, and ``r - r0``.
+        With :meth:`contract`, what :meth:`forward` gives with ``derivative=True`` in fewer
+        passes over ``(P, K)`` arrays (none for ``db``)."""
+        mu, _ = self._constants(r)
+        e = (r[:, None] - mu).square_().mul_(-self.eta).exp_()
+        one = torch.add(1.0, r2, alpha=-1.0 / self.cutoff**2)  # 1 - (r / rc)^2
+        one_sq = one * one
+        return e, one_sq * one, one_sq * (-6.0 / self.cutoff**2), r - self.r0
+
+    def contract(
+        self, c: Tensor, e: Tensor, fc: Tensor, dfc_over_r: Tensor, delta: Tensor, r: Tensor
+    ) -> Tensor:
+        """``-(sum_k c_k db_k/dr) / r`` ``(P,)`` for coefficients ``c (P, K)`` and the pieces of
+        :meth:`gaussians`, with no ``(P, K)`` derivative array: ``db_k/dr = e_k (f_c' - 2 eta
+        (r - mu_k) f_c)``, so ``sum_k c_k db_k/dr = f_c' S_1 - 2 eta f_c (delta S_1 - S_2)`` with
+        ``S_1 = sum_k c_k e_k`` and ``S_2 = sum_k c_k e_k nu_k`` (two matrix-vector products:
+        CPU BLAS is slower on the skinny ``(P, K) @ (K, 2)``)."""
+        _, moments = self._constants(r)
+        ce = c * e
+        S1, S2 = ce.mv(moments[0]), ce.mv(moments[1])
+        inner = torch.addcmul(-S2, delta, S1) * fc  # (delta S1 - S2) fc
+        return torch.addcmul(-dfc_over_r * S1, inner, r.reciprocal(), value=2.0 * self.eta)
 
     def envelope(self, r: Tensor) -> tuple[Tensor, Tensor]:
         """``f_c(r)`` and ``f_c'(r)`` at ``r: (...)``; each ``(...)`` (zero beyond rc)."""
@@ -200,13 +242,11 @@ class _LearnedParticles(ModelMixin, nn.Module, ParticleSystem):
         # half of all pairs at N = 108, a third of a Verlet list's).
         keep = torch.nonzero(r2.detach() < self.basis.cutoff**2).squeeze(1)
         if keep.shape[0] < P:
-            d, r2, pair_batch = (
-                d.index_select(1, keep),
-                r2.index_select(0, keep),
-                pair_batch.index_select(0, keep),
-            )
-            i, j = i3[:P].index_select(0, keep), j3[:P].index_select(0, keep)
-            i3, j3 = _component_indices(i, j, B * self.n_particles)
+            d, r2 = d.index_select(1, keep), r2.index_select(0, keep)
+            # one replica: every pair's replica index is 0, any slice of them will do
+            pair_batch = pair_batch[: keep.shape[0]] if B == 1 else pair_batch.index_select(0, keep)
+            i3 = i3.view(3, P).index_select(1, keep).view(-1)
+            j3 = j3.view(3, P).index_select(1, keep).view(-1)
             P = keep.shape[0]
         return xs, d, r2, i3[:P], j3[:P], pair_batch, i3, j3, B
 
@@ -214,9 +254,11 @@ class _LearnedParticles(ModelMixin, nn.Module, ParticleSystem):
         """Standardised G2 descriptors of ``n_total`` particles from pair distances ``r (P,)`` of pairs
         ``(i, j)``: ``G (n_total, K)``, and with ``derivative`` also ``(b, db)`` of the pairs."""
         b, db = self.basis(r, derivative=True)
-        G = _row_sums(b, i, j, n_total)
-        G = (G - self.g_shift.to(r)) / self.g_scale.to(r)
+        G = self._standardise(_row_sums(b, i, j, n_total))
         return (G, b, db) if derivative else G
+
+    def _standardise(self, G: Tensor) -> Tensor:
+        return (G - self.g_shift.to(G)) / self.g_scale.to(G)
 
     def _pair_terms(self, r2, i, j, pair_batch, B, energy: bool):
         """``(s_ij (P,), energy per replica (B,) or None)``: the pair force over distance."""
@@ -294,12 +336,11 @@ class LearnedPairPotential(_LearnedParticles):
         return fc * self.net(b)
 
     def _pair_terms(self, r2, i, j, pair_batch, B, energy):
+        # phi = fc u(b), u = MLP: -phi'/r = -(dfc/r) u - fc (sum_k du/db_k db_k/dr) / r
         r = r2.sqrt()
-        b, db = self.basis(r, derivative=True)
-        v, g = self.net.value_and_grad(b)
-        fc, dfc = self.basis.envelope(r)
-        dphi = dfc * v + fc * (g * db).sum(-1)
-        f = -dphi / r
+        e_k, fc, dfc_r, delta = self.basis.gaussians(r, r2)
+        v, g = self.net.value_and_grad(e_k * fc[:, None])
+        f = torch.addcmul(fc * self.basis.contract(g, e_k, fc, dfc_r, delta, r), dfc_r, v, value=-1.0)
         e = None
         if energy:
             e = torch.zeros(B, dtype=r.dtype, device=r.device).index_add(0, pair_batch, fc * v)
@@ -321,11 +362,11 @@ class SymmetryFunctionPotential(_LearnedParticles):
 
     def _pair_terms(self, r2, i, j, pair_batch, B, energy):
         r = r2.sqrt()
-        M = B * self.n_particles
-        G, b, db = self.symmetry_functions(r, i, j, M, derivative=True)
-        v, g = self.net.value_and_grad(G)  # (M,), (M, K)
+        e_k, fc, dfc_r, delta = self.basis.gaussians(r, r2)
+        G = self._standardise(_row_sums(e_k * fc[:, None], i, j, B * self.n_particles))
+        v, g = self.net.value_and_grad(G) if energy else (None, self.net.gradient(G))  # (M,), (M, K)
         g = g / self.g_scale.to(r)
-        f = -((g.index_select(0, i) + g.index_select(0, j)) * db).sum(-1) / r
+        f = self.basis.contract(g.index_select(0, i) + g.index_select(0, j), e_k, fc, dfc_r, delta, r)
         e = None
         if energy:
             per = v + self.e_shift.to(r)
@@ -364,7 +405,8 @@ class DirectForceModel(_LearnedParticles):
 
     def _pair_terms(self, r2, i, j, pair_batch, B, energy):
         r = r2.sqrt()
-        G, _, db = self.symmetry_functions(r, i, j, B * self.n_particles, derivative=True)
+        e_k, fc, dfc_r, delta = self.basis.gaussians(r, r2)
+        G = self._standardise(_row_sums(e_k * fc[:, None], i, j, B * self.n_particles))
         c = self.coefficients(G) / self.g_scale.to(r)
-        f = -((c.index_select(0, i) + c.index_select(0, j)) * db).sum(-1) / r
+        f = self.basis.contract(c.index_select(0, i) + c.index_select(0, j), e_k, fc, dfc_r, delta, r)
         return f, None
