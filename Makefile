@@ -34,7 +34,7 @@ demo: $(STAMP)
 	$(BIN)/symplearn experiment spring --out runs/spring
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks docs/tutorials
+	$(BIN)/ruff check src tests benchmarks docs/tutorials tools
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -n 2 -q
