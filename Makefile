@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DOCS_STAMP := $(VENV)/.docs-installed-stamp
 
-.PHONY: demo test lint bench bench-md install clean fuzz docs docs-serve
+.PHONY: demo test lint bench bench-md bench-md-torchsim install clean fuzz docs docs-serve
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,20 @@ $(BENCH_STAMP): pyproject.toml constraints.txt
 
 bench-md: $(BENCH_STAMP)
 	.venv-bench/bin/python benchmarks/bench_md.py
+
+# torch-sim needs Python >= 3.12: its rows of md.json come from a second environment
+# (PYTHON312=/path/to/python3.12 if it is not on PATH; torch from PyPI for 3.12 is a CUDA build, ~5 GB)
+PYTHON312 ?= python3.12
+BENCH312_STAMP := .venv-bench312/.installed-stamp
+$(BENCH312_STAMP): pyproject.toml constraints.txt
+	test -x .venv-bench312/bin/python || $(PYTHON312) -m venv .venv-bench312
+	.venv-bench312/bin/python -m pip install --quiet --upgrade pip
+	.venv-bench312/bin/python -m pip install --quiet -c constraints.txt -e ".[bench]"
+	touch $(BENCH312_STAMP)
+
+bench-md-torchsim: $(BENCH312_STAMP)
+	.venv-bench312/bin/python benchmarks/bench_md.py --only torch-sim:256:float64 \
+		--only torch-sim:4000:float64 --only torch-sim:32000:float64
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_integrators.py

@@ -20,8 +20,11 @@ Engines, each at its best settings found here, each pinned to one core (``taskse
 * **jax-md**: ``energy.lennard_jones_neighbor_list`` (its multiplicative switch from r_onset = 2.0
   to rc = 2.5, ``dr_threshold = 0.3``), ``simulate.nve``, the whole chunk of steps in one
   ``jit(lax.fori_loop)`` with the neighbour update inside; XLA single-threaded.
-* **torch-sim** (``torch-sim-atomistic``, Python >= 3.12 only: skipped with a note elsewhere):
-  ``LennardJonesModel(cutoff=2.5)`` with ``ts.integrators.nve``.
+* **torch-sim** (``torch-sim-atomistic``, Python >= 3.12 only: skipped with a note elsewhere;
+  ``make bench-md-torchsim`` measures its rows from a Python 3.12 environment):
+  ``LennardJonesModel(cutoff=2.5)`` (forces by autograd) on its vesin neighbour list (the default
+  list holds 16 neighbours per atom and overflows at this density) with ``nve_init`` /
+  ``nve_step`` (``ts.integrators.nve`` before 0.6). Each result records the Python it ran on.
 * **ASE**: ``ase.calculators.lj.LennardJones(rc=2.5)`` with ``ase.md.verlet.VelocityVerlet``
   (numpy float64).
 
@@ -53,6 +56,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -256,11 +260,24 @@ def worker_torchsim(n, dtype_name, threads, target):
     z0 = s.sample(1, temperature=T0, seed=0)[0]
     atoms = to_atoms(s, z0)
     sim = ts.io.atoms_to_state(atoms, device=torch.device("cpu"), dtype=dtype)
-    model = LennardJonesModel(sigma=1.0, epsilon=1.0, cutoff=2.5, dtype=dtype, compute_forces=True)
-    init_fn, update_fn = ts.integrators.nve(
-        model, dt=torch.tensor(DT, dtype=dtype), kT=torch.tensor(T0, dtype=dtype)
-    )
-    st = init_fn(sim)
+    # its vesin neighbour list: the default (nvalchemiops' list, 16 neighbours per atom at most)
+    # overflows at this density (54 neighbours within 2.5)
+    try:
+        from torch_sim.neighbors import vesin_nl
+
+        nl = {"neighbor_list_fn": vesin_nl}
+    except ImportError:  # releases before 0.6 have only their own list
+        nl = {}
+    model = LennardJonesModel(sigma=1.0, epsilon=1.0, cutoff=2.5, dtype=dtype, compute_forces=True, **nl)
+    dt, kT = torch.tensor(DT, dtype=dtype), torch.tensor(T0, dtype=dtype)
+    if hasattr(ts, "nve_step"):  # torch-sim >= 0.6: functions of (state, model)
+        st = ts.nve_init(sim, model, kT=kT)
+
+        def update_fn(state):
+            return ts.nve_step(state, model, dt=dt)
+    else:  # earlier releases: a pair of closures
+        init_fn, update_fn = ts.integrators.nve(model, dt=dt, kT=kT)
+        st = init_fn(sim)
     st.momenta = torch.as_tensor(z0[s.n_dof :].reshape(-1, 3).numpy(), dtype=dtype)
     xj, L = jittered(n)
     aj = atoms.copy()
@@ -279,8 +296,8 @@ def worker_torchsim(n, dtype_name, threads, target):
         ke = float(0.5 * (st.momenta.double() ** 2 / st.masses.double()[:, None]).sum())
         return float(st.energy.double().sum()) + ke, ke
 
-    with torch.no_grad():
-        wall, steps, e, setup = timed_loop(advance, energies, 2, chunk, target, 100000, t_setup)
+    # no torch.no_grad: torch-sim's Lennard-Jones model takes its forces by autograd
+    wall, steps, e, setup = timed_loop(advance, energies, 2, chunk, target, 100000, t_setup)
     return summarize(
         n, wall, steps, e, force_ratio=ratio, setup_s=setup, version=metadata.version("torch-sim-atomistic")
     )
@@ -467,6 +484,7 @@ def measure(engine, n, dtype, threads, target, replicas=0, timeout=900):
         load_after=load1,
         loaded=max(load0[0], load1[0]) > MAX_LOAD,
         process_s=time.perf_counter() - t0,
+        python=platform.python_version(),  # torch-sim needs >= 3.12: its rows may come from another venv
     )
     print(json.dumps(res), flush=True)
     return res
