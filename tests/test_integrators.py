@@ -576,12 +576,45 @@ def test_error_estimate_is_the_exact_remainder_of_a_geometric_sequence():
     for k in range(1, 8):
         r = theta**k
         error, rate = _error_estimate(r, previous, rate)
-        expected = r if k == 1 else theta / (1 - theta) * r  # no rate yet at the first change
+        expected = r if k <= 2 else theta / (1 - theta) * r  # the change alone until two rates
         assert error == pytest.approx(expected, rel=1e-12)
         previous = r
     # a rate that drops by luck (0.5 then 0.01) is not trusted: 0.5 / (1 - 0.5) x the change
     assert _error_estimate(0.01 * 0.5, 0.5, 0.5)[0] == pytest.approx(0.005)
     assert _error_estimate(2.0, 1.0, 0.5)[0] == math.inf  # not contracting
+
+
+def test_one_small_ratio_does_not_stop_the_iteration():
+    """A slow oscillator (h omega = 0.002) from p = 0: in the max-norm the first ratio of changes
+    is ~1e-6 (the q and p changes alternate), the second ~1. A stop trusting the first ratio alone
+    returned an error ~1e5 tol; the estimate waits for two rates: within 3 tol of a tight solve."""
+    osc = sl.get_system("oscillator", omega=0.002)
+    z = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    tol = 50 * torch.finfo(torch.float64).eps
+    for stages in (1, 2):
+        out = GaussLegendre(stages).step(osc, 0.0, z, 1.0)
+        ref = GaussLegendre(stages, solver="newton", tol=1e-16).step(osc, 0.0, z, 1.0)
+        assert float((out - ref).abs().max()) <= 3 * tol
+
+
+class _Diagonal:
+    """z' = -diag(0, 1) z: the midpoint rule's fixed point contracts at h / 2 per iteration."""
+
+    def vector_field(self, t, z):
+        return torch.stack([torch.zeros_like(z[..., 0]), -z[..., 1]], -1)
+
+
+def test_auto_switches_on_the_error_target_where_the_fixed_point_contracts_slowly():
+    """Implicit midpoint at h = 1.9 on z' = -diag(0, 1) z contracts by 0.95 an iteration: the stop
+    needs the change below tol (1 - theta) / theta, and "auto" predicts that and changes to Newton
+    early (the prediction against tol alone kept the fixed point for 68 iterations)."""
+    field = _CountedField(_Diagonal())
+    z = torch.tensor([[1.0, 1e-14]], dtype=torch.float64)
+    integ = GaussLegendre(1)
+    out = integ.step(field, 0.0, z, 1.9)
+    exact = torch.tensor([[1.0, 1e-14 * (1 - 0.95) / (1 + 0.95)]], dtype=torch.float64)
+    assert integ.last_solve["solver"] == "newton" and field.calls < 30, (field.calls, integ.last_solve)
+    assert float((out - exact).abs().max()) <= 3 * 50 * torch.finfo(torch.float64).eps  # scale |z| = 1
 
 
 class _NumpyPendulum(sl.HamiltonianDynamics):

@@ -84,8 +84,8 @@ class GaussLegendre(ImplicitIntegrator):
         stages: number of stages s (1 = implicit midpoint, 2 = order 4, 3 = order 6).
         tol: tolerance on the estimated error of the stage states ``dt A K``, relative to the
             size of each state's stage states: the change in one iteration times
-            ``theta / (1 - theta)``, ``theta`` the measured contraction rate (the change alone
-            at the first iteration); a residual that stalls below ``1e3 * eps`` is also
+            ``theta / (1 - theta)``, ``theta`` the larger of the last two contraction rates (the
+            change alone until two are known); a residual that stalls below ``1e3 * eps`` is also
             accepted (round-off). ``None`` picks ``50 * eps`` of the state's dtype. An
             iteration whose residual grows three times in a row raises
             :class:`~symplearn.ConvergenceError` (it does not contract: the step is too large).
@@ -275,7 +275,8 @@ class _Solve:
                 if switch:
                     return None, False
                 break
-            error, rate = _error_estimate(residual, previous, rate)
+            last_rate = rate
+            error, rate = _error_estimate(residual, previous, last_rate)
             # converged; or stalled at the round-off floor (fields with large terms that cancel)
             if error <= tol or (residual <= 1e3 * eps and residual >= previous):
                 m.last_solve = {"solver": "fixed-point", "iterations": it + 1, "jacobian": None}
@@ -283,7 +284,8 @@ class _Solve:
             # a fixed-point iteration that does not contract (h L ||A|| >= 1) never converges:
             # stop at once rather than return or iterate on a diverging sequence
             rising = rising + 1 if residual >= previous else 0
-            slow = it >= 2 and _predicted(residual, previous, tol) > self.switch_after
+            target = _error_target(tol, rate, last_rate)  # the change the stop needs
+            slow = it >= 2 and _predicted(residual, previous, target) > self.switch_after
             if switch and (rising >= 2 or slow):
                 return (None if rising else K), False
             if rising >= 3:
@@ -461,16 +463,32 @@ def _lu_apply(LU: Tensor, piv: Tensor, R: Tensor, s: int, d: int, adjoint: bool 
 def _error_estimate(residual: float, previous: float, last_rate: float) -> tuple[float, float]:
     """``(error, rate)``: the a posteriori bound on the distance of the new iterate to the solution,
     ``theta / (1 - theta) * residual`` for a sequence contracting at the rate ``theta`` (Hairer and
-    Wanner, *Solving ODEs II*, IV.8), and this iteration's rate ``residual / previous``. ``theta``
-    is the larger of the last two rates, so that one lucky ratio does not stop the iteration
-    early. At the first iteration, with no rate yet, the error is the change itself."""
+    Wanner, *Solving ODEs II*, IV.8), and this iteration's rate ``residual / previous``.
+
+    ``theta`` is the larger of the last two rates: one ratio alone is not trusted. In the max-norm
+    the stage iteration of a mechanical system alternates between its q and p changes, whose
+    rates differ by orders of magnitude (about ``h / 2`` and ``omega^2 h / 2``), and a single
+    small ratio stopped a step with 1e5 times the tolerance (measured on a slow oscillator).
+    Until two rates are known the error is the change itself (the rule before this estimate)."""
     rate = residual / previous if math.isfinite(previous) and previous > 0 else math.inf
-    theta = rate if not math.isfinite(last_rate) else max(rate, last_rate)
-    if not math.isfinite(theta):
+    if not (math.isfinite(rate) and math.isfinite(last_rate)):
         return residual, rate
+    theta = max(rate, last_rate)
     if theta >= 1.0:
         return math.inf, rate
     return theta / (1.0 - theta) * residual, rate
+
+
+def _error_target(tol: float, rate: float, last_rate: float) -> float:
+    """The change below which :func:`_error_estimate` accepts, ``tol (1 - theta) / theta``, for
+    the auto-switch's prediction (``theta`` as there, or this iteration's rate where the last
+    one did not contract; ``tol`` where no rate below 1 is known)."""
+    theta = max(rate, last_rate)
+    if not theta < 1.0:
+        theta = rate
+    if not (0.0 < theta < 1.0):
+        return tol
+    return tol * (1.0 - theta) / theta
 
 
 def _predicted(residual: float, previous: float, tol: float) -> float:
