@@ -102,18 +102,6 @@ class RadialBasis(nn.Module):
         # for the middle r0 of the centres: the two terms are then at most about 4 times their
         # difference (about 10 times with r0 = 0), which bounds the float32 round-off
         self.r0 = 0.5 * (float(r_min) + self.cutoff)
-        self._const_cache: dict = {}
-
-    def _constants(self, like: Tensor) -> tuple[Tensor, Tensor]:
-        """``mu`` and ``[1, mu - r0]`` ``(2, K)`` in ``like``'s dtype and device (cached; made
-        again when ``mu`` changes, e.g. by ``load_state_dict``)."""
-        key = (self.mu._version, self.mu.data_ptr())
-        hit = self._const_cache.get((like.dtype, like.device))
-        if hit is None or hit[0] != key:
-            mu = self.mu.detach().to(like)
-            moments = torch.stack([torch.ones_like(mu), mu - self.r0])
-            hit = self._const_cache[(like.dtype, like.device)] = (key, (mu, moments))
-        return hit[1]
 
     def gaussians(self, r: Tensor, r2: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """The pair path's pieces at distances ``r (P,)`` inside the cutoff (``r2 = r^2``):
@@ -121,8 +109,7 @@ class RadialBasis(nn.Module):
         (so ``b = e fc``), the envelope ``fc`` and ``f_c'(r) / r`` ``(P,)``, and ``r - r0``.
         With :meth:`contract`, what :meth:`forward` gives with ``derivative=True`` in fewer
         passes over ``(P, K)`` arrays (none for ``db``)."""
-        mu, _ = self._constants(r)
-        e = (r[:, None] - mu).square_().mul_(-self.eta).exp_()
+        e = (r[:, None] - self.mu.to(r)).square_().mul_(-self.eta).exp_()
         one = torch.add(1.0, r2, alpha=-1.0 / self.cutoff**2)  # 1 - (r / rc)^2
         one_sq = one * one
         return e, one_sq * one, one_sq * (-6.0 / self.cutoff**2), r - self.r0
@@ -135,9 +122,11 @@ class RadialBasis(nn.Module):
         (r - mu_k) f_c)``, so ``sum_k c_k db_k/dr = f_c' S_1 - 2 eta f_c (delta S_1 - S_2)`` with
         ``S_1 = sum_k c_k e_k`` and ``S_2 = sum_k c_k e_k nu_k`` (two matrix-vector products:
         CPU BLAS is slower on the skinny ``(P, K) @ (K, 2)``)."""
-        _, moments = self._constants(r)
+        # mu - r0 from the centres in use (as gaussians takes them, so that the forces stay the
+        # exact gradient of the energy whatever precision the centres were stored in)
+        nu = self.mu.to(r) - self.r0
         ce = c * e
-        S1, S2 = ce.mv(moments[0]), ce.mv(moments[1])
+        S1, S2 = ce.mv(torch.ones_like(nu)), ce.mv(nu)
         inner = torch.addcmul(-S2, delta, S1) * fc  # (delta S1 - S2) fc
         return torch.addcmul(-dfc_over_r * S1, inner, r.reciprocal(), value=2.0 * self.eta)
 
