@@ -262,12 +262,13 @@ def worker_torchsim(n, dtype_name, threads, target):
     sim = ts.io.atoms_to_state(atoms, device=torch.device("cpu"), dtype=dtype)
     # its vesin neighbour list: the default (nvalchemiops' list, 16 neighbours per atom at most)
     # overflows at this density (54 neighbours within 2.5)
-    try:
+    nl = {}
+    if hasattr(ts, "nve_step"):  # 0.6 and later take a neighbour-list function
         from torch_sim.neighbors import vesin_nl
 
+        if vesin_nl is None:
+            raise RuntimeError("torch-sim's vesin neighbour list is not available (pip install vesin)")
         nl = {"neighbor_list_fn": vesin_nl}
-    except ImportError:  # releases before 0.6 have only their own list
-        nl = {}
     model = LennardJonesModel(sigma=1.0, epsilon=1.0, cutoff=2.5, dtype=dtype, compute_forces=True, **nl)
     dt, kT = torch.tensor(DT, dtype=dtype), torch.tensor(T0, dtype=dtype)
     if hasattr(ts, "nve_step"):  # torch-sim >= 0.6: functions of (state, model)
@@ -485,6 +486,7 @@ def measure(engine, n, dtype, threads, target, replicas=0, timeout=900):
         loaded=max(load0[0], load1[0]) > MAX_LOAD,
         process_s=time.perf_counter() - t0,
         python=platform.python_version(),  # torch-sim needs >= 3.12: its rows may come from another venv
+        torch=metadata.version("torch"),
     )
     print(json.dumps(res), flush=True)
     return res
@@ -545,6 +547,9 @@ def main():
             res = measure(engine, int(n), dtype, 1, args.target if int(n) < 32000 else 2 * args.target)
             if res.get("loaded"):
                 print(f"{item}: load above {MAX_LOAD}, not written")
+                continue
+            if "error" in res:  # keep the row it would replace
+                print(f"{item}: {res['error']}; not written")
                 continue
             res["remeasured"] = True
             key = (engine, int(n), dtype)
