@@ -249,6 +249,19 @@ class _LearnedParticles(ModelMixin, nn.Module, ParticleSystem):
     def _standardise(self, G: Tensor) -> Tensor:
         return (G - self.g_shift.to(G)) / self.g_scale.to(G)
 
+    def _descriptors(self, r2: Tensor, i: Tensor, j: Tensor, n_total: int):
+        """The force path's descriptors of pairs inside the cutoff: ``(G (n_total, K), pieces)``
+        with ``pieces = (e, fc, dfc_over_r, delta, r)`` for :meth:`_pair_forces`."""
+        r = r2.sqrt()
+        e, fc, dfc_over_r, delta = self.basis.gaussians(r, r2)
+        G = self._standardise(_row_sums(e * fc[:, None], i, j, n_total))
+        return G, (e, fc, dfc_over_r, delta, r)
+
+    def _pair_forces(self, c: Tensor, i: Tensor, j: Tensor, pieces) -> Tensor:
+        """``s_ij = -((c_i + c_j) . db(r_ij)/dr) / r_ij`` ``(P,)`` for per-particle coefficients
+        ``c (n_total, K)`` (an energy's gradient in G, or the direct model's stand-in)."""
+        return self.basis.contract(c.index_select(0, i) + c.index_select(0, j), *pieces)
+
     def _pair_terms(self, r2, i, j, pair_batch, B, energy: bool):
         """``(s_ij (P,), energy per replica (B,) or None)``: the pair force over distance."""
         raise NotImplementedError
@@ -350,15 +363,12 @@ class SymmetryFunctionPotential(_LearnedParticles):
         self.net = ScalarMLP(n_basis, width, depth, self._act)
 
     def _pair_terms(self, r2, i, j, pair_batch, B, energy):
-        r = r2.sqrt()
-        e_k, fc, dfc_r, delta = self.basis.gaussians(r, r2)
-        G = self._standardise(_row_sums(e_k * fc[:, None], i, j, B * self.n_particles))
+        G, pieces = self._descriptors(r2, i, j, B * self.n_particles)
         v, g = self.net.value_and_grad(G) if energy else (None, self.net.gradient(G))  # (M,), (M, K)
-        g = g / self.g_scale.to(r)
-        f = self.basis.contract(g.index_select(0, i) + g.index_select(0, j), e_k, fc, dfc_r, delta, r)
+        f = self._pair_forces(g / self.g_scale.to(G), i, j, pieces)
         e = None
         if energy:
-            per = v + self.e_shift.to(r)
+            per = v + self.e_shift.to(G)
             e = per.view(B, self.n_particles).sum(-1)
         return f, e
 
@@ -393,9 +403,5 @@ class DirectForceModel(_LearnedParticles):
         return self.out(h)
 
     def _pair_terms(self, r2, i, j, pair_batch, B, energy):
-        r = r2.sqrt()
-        e_k, fc, dfc_r, delta = self.basis.gaussians(r, r2)
-        G = self._standardise(_row_sums(e_k * fc[:, None], i, j, B * self.n_particles))
-        c = self.coefficients(G) / self.g_scale.to(r)
-        f = self.basis.contract(c.index_select(0, i) + c.index_select(0, j), e_k, fc, dfc_r, delta, r)
-        return f, None
+        G, pieces = self._descriptors(r2, i, j, B * self.n_particles)
+        return self._pair_forces(self.coefficients(G) / self.g_scale.to(G), i, j, pieces), None
