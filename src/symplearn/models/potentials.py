@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from .._errors import SymplearnError
 from ..systems.particles import PairPotential, ParticleSystem, pair_results
+from . import _fused
 from ._common import ModelMixin, ScalarMLP, check_float, check_int
 from .activations import get_activation
 
@@ -130,6 +131,18 @@ class RadialBasis(nn.Module):
         inner = torch.addcmul(-S2, delta, S1) * fc  # (delta S1 - S2) fc
         return torch.addcmul(-dfc_over_r * S1, inner, r.reciprocal(), value=2.0 * self.eta)
 
+    def grid(self) -> tuple[float, float] | None:
+        """``(mu_0, h)`` when the centres are evenly spaced, ``mu_k = mu_0 + k h``, with
+        ``eta = 1 / (2 h^2)`` (as built); ``None`` when the centres or eta were set otherwise
+        (then only the eager path computes this basis)."""
+        mu = self.mu.detach().to("cpu", torch.float64)
+        h = (2.0 * self.eta) ** -0.5
+        grid = mu[0] + h * torch.arange(mu.shape[0], dtype=torch.float64)
+        tol = 8 * torch.finfo(self.mu.dtype).eps * (1.0 + float(mu.abs().max()))  # as stored
+        if not bool((mu - grid).abs().max() <= tol):
+            return None
+        return float(mu[0]), h
+
     def envelope(self, r: Tensor) -> tuple[Tensor, Tensor]:
         """``f_c(r)`` and ``f_c'(r)`` at ``r: (...)``; each ``(...)`` (zero beyond rc)."""
         x = torch.clamp(r / self.cutoff, max=1.0)
@@ -158,6 +171,10 @@ class _LearnedParticles(ModelMixin, nn.Module, ParticleSystem):
     has_energy = True
     kind = ""
     _stored_images = False  # _pair_geometry takes the minimum image of each separation
+    #: whether forces outside autograd (MD's stepping path) go through the fused C kernel of
+    #: :mod:`symplearn.models._fused` where it is available (the descriptor models; set False on
+    #: a model to keep the eager path, which gives the same forces to rounding)
+    fused = False
 
     def __init__(
         self,
@@ -196,6 +213,8 @@ class _LearnedParticles(ModelMixin, nn.Module, ParticleSystem):
         self.register_buffer("g_shift", torch.zeros(n_basis))
         self.register_buffer("g_scale", torch.ones(n_basis))
         self.register_buffer("e_shift", torch.zeros(()))
+        self._fused_pairs = None  # all-pairs (i, j) of B replicas for the fused kernel
+        self._fused_grid = None  # (mu, eta) -> RadialBasis.grid() of the last check
 
     def extra_repr(self) -> str:
         return ModelMixin.extra_repr(self)
@@ -266,10 +285,60 @@ class _LearnedParticles(ModelMixin, nn.Module, ParticleSystem):
         """``(s_ij (P,), energy per replica (B,) or None)``: the pair force over distance."""
         raise NotImplementedError
 
+    def _coefficients(self, G: Tensor) -> Tensor:
+        """The per-particle coefficients ``c (M, K)`` of ``db/dr`` in the pair forces from the
+        standardised descriptors ``G (M, K)`` (the descriptor models)."""
+        raise NotImplementedError
+
+    def _fused_grid_of_basis(self) -> tuple[float, float] | None:
+        key = (self.basis.mu.data_ptr(), self.basis.mu._version, self.basis.eta)
+        if self._fused_grid is None or self._fused_grid[0] != key:
+            self._fused_grid = (key, self.basis.grid())
+        return self._fused_grid[1]
+
+    def _fused_forces(self, q: Tensor) -> Tensor | None:
+        """Forces ``(..., 3N)`` through the fused kernel, or ``None`` where it does not apply
+        (autograd wanted, not the CPU, another dtype, a changed basis, no compiler)."""
+        if not self.fused or q.device.type != "cpu" or q.dtype not in (torch.float32, torch.float64):
+            return None
+        if torch.is_grad_enabled() and (q.requires_grad or any(p.requires_grad for p in self.parameters())):
+            return None
+        if q.shape[-1] != self.n_dof or self.basis.mu.shape[0] > _fused.MAX_K:
+            return None
+        grid = self._fused_grid_of_basis()
+        if grid is None or _fused.library() is None:
+            return None
+        x = q.reshape(-1, self.n_particles, 3)
+        B = x.shape[0]
+        if self.neighbor == "all-pairs":
+            if self._fused_pairs is None or self._fused_pairs[0] != B:
+                iu = torch.triu_indices(self.n_particles, self.n_particles, 1)
+                off = (torch.arange(B) * self.n_particles)[:, None]
+                ij = tuple((a + off).reshape(-1).contiguous() for a in iu)
+                self._fused_pairs = (B, ij)
+            i, j = self._fused_pairs[1]
+        else:
+            self._nl.update(x, self.box_length)
+            i, j = self._nl.ij64
+        g_scale = self.g_scale.to(q.dtype)
+
+        def coefficients(G_raw):
+            return self._coefficients((G_raw - self.g_shift.to(G_raw)) / g_scale)
+
+        F = _fused.radial_forces(
+            x.reshape(-1, 3), i, j, self.box_length, self.basis.cutoff, *grid, self.basis.mu.shape[0],
+            coefficients,
+        )  # fmt: skip
+        return F.reshape(q.shape)
+
     def compute(self, q: Tensor, *, energy: bool = True, virial: bool = True, virial_tensor: bool = False):
         """Potential energy, forces and virial at ``q`` (same contract as
         :meth:`ParticleSystem.compute <symplearn.systems.particles.ParticleSystem.compute>`;
         energy is NaN for a model without one)."""
+        if not (energy or virial or virial_tensor):  # the stepping path
+            forces = self._fused_forces(q)
+            if forces is not None:
+                return {"forces": forces}
         batch = q.shape[:-1]
         xs, d, r2, i, j, pair_batch, i3, j3, B = self._pair_geometry(q)
         f, e = self._pair_terms(r2, i, j, pair_batch, B, energy)
@@ -362,6 +431,11 @@ class SymmetryFunctionPotential(_LearnedParticles):
         super().__init__(n_particles, box_length, cutoff, n_basis, width, depth, activation, mass, neighbor)
         self.net = ScalarMLP(n_basis, width, depth, self._act)
 
+    fused = True
+
+    def _coefficients(self, G: Tensor) -> Tensor:
+        return self.net.gradient(G) / self.g_scale.to(G)  # dE/dG_raw
+
     def _pair_terms(self, r2, i, j, pair_batch, B, energy):
         G, pieces = self._descriptors(r2, i, j, B * self.n_particles)
         v, g = self.net.value_and_grad(G) if energy else (None, self.net.gradient(G))  # (M,), (M, K)
@@ -402,6 +476,11 @@ class DirectForceModel(_LearnedParticles):
             h = self._act.fn(lin(h))
         return self.out(h)
 
+    fused = True
+
+    def _coefficients(self, G: Tensor) -> Tensor:
+        return self.coefficients(G) / self.g_scale.to(G)
+
     def _pair_terms(self, r2, i, j, pair_batch, B, energy):
         G, pieces = self._descriptors(r2, i, j, B * self.n_particles)
-        return self._pair_forces(self.coefficients(G) / self.g_scale.to(G), i, j, pieces), None
+        return self._pair_forces(self._coefficients(G), i, j, pieces), None

@@ -307,6 +307,15 @@ class _NeighborList:
         return c
 
     @property
+    def ij64(self) -> tuple[Tensor, Tensor]:
+        """``i, j`` as contiguous int64 ``(P,)`` (what the fused kernel of the learned potentials
+        reads, :mod:`symplearn.models._fused`)."""
+        c = self._derived.get("ij64")
+        if c is None:
+            c = self._derived["ij64"] = tuple(a.to(torch.int64).contiguous() for a in (self.i, self.j))
+        return c
+
+    @property
     def ij32(self) -> tuple[Tensor, Tensor]:
         """``i, j`` as contiguous int32 ``(P,)`` (half the index memory that the compiled kernel
         reads; vesin's ``i, j`` are strided uint64 views), or int64 past 2^31 particles."""
