@@ -7,6 +7,8 @@ thread, velocity Verlet at dt = 0.005 from one Langevin-equilibrated state at T 
   "verlet", dt)`` and ``integrate``;
 * ``conservative``: the symmetry-function model (:class:`~symplearn.models.potentials.
   SymmetryFunctionPotential`, 12 radial functions, width 32, depth 2) the same way;
+* ``conservative, eager torch``: the same model with ``fused = False`` (the torch path that the
+  fused C kernel of :mod:`symplearn.models._fused` replaces in MD);
 * ``direct``: the direct-force model of the same size, the same way;
 * ``conservative via ASE``: the same conservative model as an ASE calculator
   (:class:`symplearn.ase.SymplearnCalculator`) driven by ASE's ``VelocityVerlet``.
@@ -14,15 +16,16 @@ thread, velocity Verlet at dt = 0.005 from one Langevin-equilibrated state at T 
 The models' weights do not change the cost (untrained, descriptors standardised on the state);
 pass ``--model FOLDER`` to time a trained model (at its own N only). The process keeps freed
 memory for reuse (``md.retain_freed_memory``), as ``symplearn md --potential`` runs a learned
-potential: with glibc's defaults the learned path's (pairs, 12) arrays are unmapped and faulted in
-again on every force call, which at N = 256 is a third to a half of its time (``--default-malloc``
-measures that). At N = 108 the box is too small for a Verlet list (``L / 2 - 2.5 < 0.1``): all
-pairs, filtered to the cutoff; at N = 256 the vesin list (skin 0.3). Every variant first runs
-one untimed round (its first calls build caches and warm the allocator), then the variants are
-timed in interleaved rounds of 400 steps (median over 5 rounds), so that load bursts on a shared
-machine hit all alike. Rounds of 100 steps (0.04-0.1 s each, the protocol before 2026-12-08) moved
-the ratio by +-15 % between runs of one commit. The 1-minute load is recorded before and after; a run that
-starts or ends above 1.5 is marked ``loaded`` (not a result).
+potential (with glibc's defaults, freed arrays can be unmapped and faulted in again on the next
+force call: a loop of eager force calls at N = 256 measured 3.1 vs 2.0 ms a call;
+``--default-malloc`` keeps the defaults). At N = 108 the box is too small for a Verlet list
+(``L / 2 - 2.5 < 0.1``): all pairs, filtered to the cutoff; at N = 256 the vesin list (skin
+0.3). Every variant first runs one untimed round (its first calls build caches and warm the
+allocator), then the variants are timed in interleaved rounds of 400 steps (median over 5
+rounds), so that load bursts on a shared machine hit all alike. Rounds of 100 steps (0.04-0.1 s
+each, the protocol before 2026-12-08) moved the ratio by +-15 % between runs of one commit. The
+1-minute load is recorded before and after; a run that starts or ends above 1.5 is marked
+``loaded`` (not a result).
 
 Run ``taskset -c 0 python benchmarks/bench_learned_md.py`` (about two minutes); results in
 ``benchmarks/results/learned_md.json`` and a markdown table on stdout.
@@ -31,6 +34,7 @@ Run ``taskset -c 0 python benchmarks/bench_learned_md.py`` (about two minutes); 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import time
@@ -43,7 +47,7 @@ from symplearn._files import machine_info
 from symplearn.integrators import integrate
 from symplearn.integrators.discretize import discretize
 from symplearn.md import langevin_baoab
-from symplearn.models import build_model
+from symplearn.models import _fused, build_model
 from symplearn.systems.particles import LennardJones
 
 MAX_LOAD = 1.5  # 1-minute load above which a run is marked loaded
@@ -90,6 +94,7 @@ def main(argv=None) -> dict:
     for n, r in per_n.items():
         print(
             f"N = {n}: conservative / true LJ {r['conservative_over_true']:.3f}; "
+            f"fused / eager {r['fused_over_eager']:.2f}; "
             f"symplearn Verlet / ASE VelocityVerlet (same model) {r['symplearn_over_ase']:.2f}"
         )
     return result
@@ -110,6 +115,8 @@ def _measure(n: int, args) -> dict:
         torch.manual_seed(0)
         cons = build_model("symmetry-function", n_particles=n, box_length=lj.box_length).double()
         cons.fit_scales(z[None, : lj.n_dof])
+    eager = copy.deepcopy(cons)
+    eager.fused = False  # the same model through the eager torch path
     torch.manual_seed(0)
     direct = build_model("direct-force", n_particles=n, box_length=lj.box_length).double()
     direct.fit_scales(z[None, : lj.n_dof])
@@ -135,6 +142,7 @@ def _measure(n: int, args) -> dict:
     variants = {
         "true LJ": nve(lj),
         "conservative": nve(cons),
+        "conservative, eager torch": nve(eager),
         "direct": nve(direct),
         "conservative via ASE": via_ase,
     }
@@ -151,6 +159,8 @@ def _measure(n: int, args) -> dict:
     return {
         "steps_per_s": rate,
         "conservative_over_true": rate["conservative"] / rate["true LJ"],
+        "fused_over_eager": rate["conservative"] / rate["conservative, eager torch"],
+        "force_path": "fused C kernel" if _fused.status() == "available" else f"eager ({_fused.status()})",
         "symplearn_over_ase": rate["conservative"] / rate["conservative via ASE"],
         "neighbor": lj.neighbor,
     }

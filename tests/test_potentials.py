@@ -227,3 +227,30 @@ def test_fused_radial_pieces_give_the_basis_and_the_contracted_derivative(dtype)
     tol_b, tol_f = (1e-14, 1e-14) if dtype == torch.float64 else (10 * eps32, 30 * eps32)
     assert float(((e * fc[:, None]).double() - b_ref).abs().max()) <= tol_b * float(b_ref.abs().max())
     assert float((f - f_ref).abs().max()) <= tol_f * float(f_ref.abs().max())
+
+
+@torch.no_grad()
+def test_systems_with_a_built_neighbour_list_can_be_copied():
+    """copy.deepcopy of a true and a learned N = 256 system after their vesin lists
+    were built (vesin's calculator holds C pointers: copying failed before): the copies give
+    the same forces, also after the particles moved past the skin (the copy rebuilds).
+    ``train --data`` copies its potential (``_train_potential``) and failed on it."""
+    import copy
+
+    big = LennardJones(256, density=0.8442)
+    z = big.sample(1, temperature=1.0, seed=2)[0]
+    g = torch.Generator().manual_seed(2)
+    q = z[: big.n_dof] + 0.05 * torch.randn(big.n_dof, generator=g, dtype=torch.float64)
+    torch.manual_seed(0)
+    m = build_model("symmetry-function", n_particles=256, box_length=big.box_length, n_basis=8, width=16)
+    m = m.double()
+    m.fit_scales(q[None])
+    moved = q + 0.4 * torch.rand(big.n_dof, generator=g, dtype=torch.float64)  # beyond skin / 2
+    for s in (big, m):
+        F = s.compute(q, energy=False, virial=False)["forces"]
+        F_moved = s.compute(moved, energy=False, virial=False)["forces"]
+        for c in (copy.deepcopy(s), copy.deepcopy(s)):
+            out = c.compute(q, energy=False, virial=False)["forces"]
+            torch.testing.assert_close(out, F, rtol=0, atol=1e-12)
+            out = c.compute(moved, energy=False, virial=False)["forces"]
+            torch.testing.assert_close(out, F_moved, rtol=0, atol=1e-12)

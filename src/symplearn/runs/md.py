@@ -270,6 +270,7 @@ def run(config: Config | Setup, out: str | Path) -> Report:
             "folder": str(cfg.potential),
             "kind": system.kind,
             "has_energy": system.has_energy,
+            "force_path": _force_path(system),
         }
         metrics["start"] = "held-out frame 0 of the folder" if probe is not None else "fcc lattice"
     figures = {
@@ -323,6 +324,16 @@ def _figure(figsize=(6.4, 4.4)):
 
     fig = Figure(figsize=figsize, constrained_layout=True)
     return fig, fig.add_subplot(1, 1, 1)
+
+
+def _force_path(system) -> str:
+    """How the learned model's MD forces were computed: the fused C kernel or eager torch."""
+    if not getattr(system, "fused", False):
+        return "eager torch"
+    from ..models import _fused
+
+    st = _fused.status()
+    return "fused C kernel" if st == "available" else f"eager torch ({st})"
 
 
 def _pair_figure(system):

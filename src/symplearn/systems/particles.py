@@ -220,6 +220,20 @@ class _NeighborList:
         self._shifts: dict = {}
         self._derived: dict = {}
 
+    def __getstate__(self) -> dict:
+        """A copy (``copy.deepcopy``) leaves out vesin's calculator, which holds C
+        pointers, and the built list: it makes its own and builds on first use."""
+        state = dict(self.__dict__, _vesin=None, ref=None, _shifts={}, _derived={})
+        for name in ("i", "j", "_S"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        import vesin
+
+        self.__dict__.update(state)
+        self._vesin = vesin.NeighborList(cutoff=self.radius, full_list=False)
+
     def update(self, x: Tensor, box: float) -> Tensor:
         """Rebuild if needed for positions ``x: (B, N, 3)``; return ``x`` moved by whole boxes to the
         periodic image of the list's reference positions (``(B, N, 3)``, x's dtype, differentiable
