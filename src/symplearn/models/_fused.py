@@ -95,7 +95,7 @@ int64_t sl_g2_##SUFFIX(const T *x, const int64_t *pi, const int64_t *pj, int64_t
     return n;                                                                                    \
 }                                                                                                \
 void sl_forces_##SUFFIX(const double *rows, const int64_t *kept, int64_t n, double mu0,          \
-                        double h, int64_t K, const T *c, T *F) {                                 \
+                        double h, int64_t K, const T *c, T *F, double *V, int64_t n_per) {       \
     double mu[MAXK];                                                                             \
     for (int64_t k = 0; k < K; ++k) mu[k] = mu0 + (double)k * h;                                 \
     double two_eta = 1.0 / (h * h);                                                              \
@@ -115,6 +115,11 @@ void sl_forces_##SUFFIX(const double *rows, const int64_t *kept, int64_t n, doub
         T *fi = F + 3 * i, *fj = F + 3 * j;                                                     \
         fi[0] += s * row[0]; fi[1] += s * row[1]; fi[2] += s * row[2];                           \
         fj[0] -= s * row[0]; fj[1] -= s * row[1]; fj[2] -= s * row[2];                           \
+        if (V) { /* virial tensor of the pair's replica: sum s_ij d (x) d */                      \
+            double *w = V + 9 * (i / n_per);                                                     \
+            for (int a = 0; a < 3; ++a)                                                          \
+                for (int b = 0; b < 3; ++b) w[3 * a + b] += s * row[a] * row[b];                 \
+        }                                                                                        \
     }                                                                                            \
 }
 
@@ -126,10 +131,16 @@ _lock = threading.Lock()
 _state: dict = {}  # "lib": the loaded library or None, "reason": why not
 
 
+def compiler() -> str | None:
+    """The C compiler the kernel is built with: ``$CC``, else the first of cc, gcc, clang on the
+    PATH; ``None`` when there is none."""
+    return os.environ.get("CC") or next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
+
+
 def _build() -> tuple[ctypes.CDLL | None, str]:
     if os.environ.get("SYMPLEARN_FUSED", "1").strip() == "0":
         return None, "disabled by SYMPLEARN_FUSED=0"
-    cc = os.environ.get("CC") or next((c for c in ("cc", "gcc", "clang") if shutil.which(c)), None)
+    cc = compiler()
     if cc is None:
         return None, "no C compiler found (cc, gcc, clang or $CC)"
     folder = Path(tempfile.mkdtemp(prefix="symplearn-fused-"))  # private (mode 0700)
@@ -142,8 +153,9 @@ def _build() -> tuple[ctypes.CDLL | None, str]:
         except (OSError, subprocess.SubprocessError) as exc:
             return None, f"{cc} failed to run ({type(exc).__name__}: {exc})"
         if done.returncode != 0:
-            first = (done.stderr.strip().splitlines() or ["no message"])[0]
-            return None, f"{cc} could not compile the kernel ({first})"
+            lines = done.stderr.strip().splitlines() or ["no message"]
+            first = next((ln for ln in lines if "error" in ln), lines[0])
+            return None, f"{cc} could not compile the kernel ({first.strip()})"
         try:
             handle = ctypes.CDLL(str(lib))
         except OSError as exc:
@@ -155,7 +167,7 @@ def _build() -> tuple[ctypes.CDLL | None, str]:
         g2 = getattr(handle, f"sl_g2_{s}")
         g2.argtypes, g2.restype = [P, P, P, I, D, D, D, D, I, P, P, P], I
         fo = getattr(handle, f"sl_forces_{s}")
-        fo.argtypes, fo.restype = [P, P, I, D, D, I, P, P], None
+        fo.argtypes, fo.restype = [P, P, I, D, D, I, P, P, P, I], None
     return handle, ""
 
 
@@ -175,24 +187,27 @@ def status() -> str:
 
 
 def radial_forces(x: Tensor, i: Tensor, j: Tensor, box: float, cutoff: float, mu0: float, h: float,
-                  K: int, coefficients) -> Tensor:  # fmt: skip
+                  K: int, coefficients, virial_replicas: int = 0):  # fmt: skip
     """Forces of a radial-descriptor model at positions ``x (M, 3)`` (float32 or float64, CPU).
 
     Args:
         x: positions of all M particles of all replicas ``(M, 3)``.
-        i, j: the listed pairs (global particle indices, int64) ``(P,)``; pairs at ``r >= cutoff``
-            are skipped.
+        i, j: the listed pairs (global particle indices ``b n + a``, int64) ``(P,)``; pairs at
+            ``r >= cutoff`` are skipped.
         box: the cubic box length L (minimum image); cutoff: rc.
         mu0, h: the first centre and the centre spacing (``eta = 1 / (2 h^2)``); K: the number of
             radial functions (at most :data:`MAX_K`).
         coefficients: ``G (M, K)`` raw descriptor sums -> ``c (M, K)``, the per-particle
             coefficients of ``db/dr`` (``dE/dG_raw`` for a conservative model).
+        virial_replicas: B > 0 also sums the virial tensor of each of B replicas of ``M / B``
+            particles.
 
     Returns:
-        forces ``(M, 3)`` in x's dtype (``F_i = sum_j s_ij (x_i - x_j)``).
+        ``(forces (M, 3), virial tensor (B, 3, 3) or None)`` in x's dtype, with
+        ``F_i = sum_j s_ij (x_i - x_j)`` and ``W = sum_{i<j} s_ij d_ij (x) d_ij``.
     """
     lib = library()
-    if lib is None:  # pragma: no cover - callers check available() first
+    if lib is None:  # pragma: no cover - callers check library() first
         raise RuntimeError(f"the fused kernel is not available: {status()}")
     suffix = "f64" if x.dtype == torch.float64 else "f32"
     x = x.contiguous()
@@ -206,6 +221,10 @@ def radial_forces(x: Tensor, i: Tensor, j: Tensor, box: float, cutoff: float, mu
     )  # fmt: skip
     c = coefficients(G).to(x.dtype).contiguous()
     F = torch.zeros(M, 3, dtype=x.dtype)
+    W = torch.zeros(virial_replicas, 3, 3, dtype=torch.float64) if virial_replicas else None
     forces = getattr(lib, f"sl_forces_{suffix}")
-    forces(rows.data_ptr(), kept.data_ptr(), n, mu0, h, K, c.data_ptr(), F.data_ptr())
-    return F
+    forces(
+        rows.data_ptr(), kept.data_ptr(), n, mu0, h, K, c.data_ptr(), F.data_ptr(),
+        None if W is None else W.data_ptr(), M // max(1, virial_replicas),
+    )  # fmt: skip
+    return F, None if W is None else W.to(x.dtype)

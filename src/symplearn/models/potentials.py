@@ -285,9 +285,10 @@ class _LearnedParticles(ModelMixin, nn.Module, ParticleSystem):
         """``(s_ij (P,), energy per replica (B,) or None)``: the pair force over distance."""
         raise NotImplementedError
 
-    def _coefficients(self, G: Tensor) -> Tensor:
+    def _coefficients(self, G: Tensor, energy: bool = False) -> tuple[Tensor, Tensor | None]:
         """The per-particle coefficients ``c (M, K)`` of ``db/dr`` in the pair forces from the
-        standardised descriptors ``G (M, K)`` (the descriptor models)."""
+        standardised descriptors ``G (M, K)`` (the descriptor models), and with ``energy`` each
+        particle's energy ``(M,)`` (``None`` for a model without one)."""
         raise NotImplementedError
 
     def _fused_grid_of_basis(self) -> tuple[float, float] | None:
@@ -296,8 +297,8 @@ class _LearnedParticles(ModelMixin, nn.Module, ParticleSystem):
             self._fused_grid = (key, self.basis.grid())
         return self._fused_grid[1]
 
-    def _fused_forces(self, q: Tensor) -> Tensor | None:
-        """Forces ``(..., 3N)`` through the fused kernel, or ``None`` where it does not apply
+    def _fused_compute(self, q: Tensor, energy: bool, virial: bool, virial_tensor: bool) -> dict | None:
+        """:meth:`compute` through the fused kernel, or ``None`` where it does not apply
         (autograd wanted, not the CPU, another dtype, a changed basis, no compiler)."""
         if not self.fused or q.device.type != "cpu" or q.dtype not in (torch.float32, torch.float64):
             return None
@@ -321,24 +322,36 @@ class _LearnedParticles(ModelMixin, nn.Module, ParticleSystem):
             self._nl.update(x, self.box_length)
             i, j = self._nl.ij64
         g_scale = self.g_scale.to(q.dtype)
+        per = []
 
         def coefficients(G_raw):
-            return self._coefficients((G_raw - self.g_shift.to(G_raw)) / g_scale)
+            c, e = self._coefficients((G_raw - self.g_shift.to(G_raw)) / g_scale, energy=energy)
+            per.append(e)
+            return c
 
-        F = _fused.radial_forces(
+        F, W = _fused.radial_forces(
             x.reshape(-1, 3), i, j, self.box_length, self.basis.cutoff, *grid, self.basis.mu.shape[0],
-            coefficients,
+            coefficients, virial_replicas=B if (virial or virial_tensor) else 0,
         )  # fmt: skip
-        return F.reshape(q.shape)
+        batch = q.shape[:-1]
+        out = {"forces": F.reshape(q.shape)}
+        if energy:
+            e = per[0]
+            e = torch.full((B,), float("nan"), dtype=q.dtype) if e is None else e.view(B, -1).sum(-1)
+            out["energy"] = e.reshape(batch)
+        if virial:
+            out["virial"] = W.diagonal(dim1=-2, dim2=-1).sum(-1).reshape(batch)
+        if virial_tensor:
+            out["virial_tensor"] = W.reshape(*batch, 3, 3)
+        return out
 
     def compute(self, q: Tensor, *, energy: bool = True, virial: bool = True, virial_tensor: bool = False):
         """Potential energy, forces and virial at ``q`` (same contract as
         :meth:`ParticleSystem.compute <symplearn.systems.particles.ParticleSystem.compute>`;
         energy is NaN for a model without one)."""
-        if not (energy or virial or virial_tensor):  # the stepping path
-            forces = self._fused_forces(q)
-            if forces is not None:
-                return {"forces": forces}
+        out = self._fused_compute(q, energy, virial, virial_tensor)
+        if out is not None:
+            return out
         batch = q.shape[:-1]
         xs, d, r2, i, j, pair_batch, i3, j3, B = self._pair_geometry(q)
         f, e = self._pair_terms(r2, i, j, pair_batch, B, energy)
@@ -433,8 +446,11 @@ class SymmetryFunctionPotential(_LearnedParticles):
 
     fused = True
 
-    def _coefficients(self, G: Tensor) -> Tensor:
-        return self.net.gradient(G) / self.g_scale.to(G)  # dE/dG_raw
+    def _coefficients(self, G: Tensor, energy: bool = False) -> tuple[Tensor, Tensor | None]:
+        if not energy:
+            return self.net.gradient(G) / self.g_scale.to(G), None  # dE/dG_raw
+        v, g = self.net.value_and_grad(G)
+        return g / self.g_scale.to(G), v + self.e_shift.to(G)
 
     def _pair_terms(self, r2, i, j, pair_batch, B, energy):
         G, pieces = self._descriptors(r2, i, j, B * self.n_particles)
@@ -478,9 +494,9 @@ class DirectForceModel(_LearnedParticles):
 
     fused = True
 
-    def _coefficients(self, G: Tensor) -> Tensor:
-        return self.coefficients(G) / self.g_scale.to(G)
+    def _coefficients(self, G: Tensor, energy: bool = False) -> tuple[Tensor, Tensor | None]:
+        return self.coefficients(G) / self.g_scale.to(G), None
 
     def _pair_terms(self, r2, i, j, pair_batch, B, energy):
         G, pieces = self._descriptors(r2, i, j, B * self.n_particles)
-        return self._pair_forces(self._coefficients(G), i, j, pieces), None
+        return self._pair_forces(self._coefficients(G)[0], i, j, pieces), None
