@@ -203,3 +203,16 @@ def test_no_compiler_means_the_eager_path(monkeypatch):
     monkeypatch.setattr(_fused, "_state", {"lib": None, "reason": reason})
     assert _fused.status() == reason
     torch.testing.assert_close(_forces(m, q, True), ref, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_positions_give_non_finite_forces(bad):
+    """A NaN or infinite coordinate: the kernel skips no pair silently; forces, energy and virial
+    are NaN as on the eager path (so the integrator's check stops at that step)."""
+    m, q = _setup("symmetry-function", 108, "all-pairs", replicas=1)
+    q = q.clone()
+    q[0, 7] = bad
+    with torch.no_grad():
+        out = m.compute(q)
+    assert not bool(torch.isfinite(out["forces"]).all())
+    assert not bool(torch.isfinite(out["energy"]).all()) and not bool(torch.isfinite(out["virial"]).all())

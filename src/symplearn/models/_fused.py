@@ -61,14 +61,17 @@ int64_t sl_g2_##SUFFIX(const T *x, const int64_t *pi, const int64_t *pj, int64_t
     double cm[MAXK];                                                                             \
     for (int64_t m = 0; m < K; ++m) cm[m] = exp(-0.5 * (double)m * (double)m);                  \
     double rc2 = rc * rc, inv_rc2 = 1.0 / rc2, invL = 1.0 / L, invh = 1.0 / h;                   \
-    int64_t W = K + 6, n = 0;                                                                    \
+    int64_t W = K + 6, n = 0, bad = 0;                                                           \
     for (int64_t p = 0; p < P; ++p) {                                                            \
         const T *xi = x + 3 * pi[p], *xj = x + 3 * pj[p];                                       \
         double d0 = min_image((double)xi[0] - (double)xj[0], L, invL);                           \
         double d1 = min_image((double)xi[1] - (double)xj[1], L, invL);                           \
         double d2 = min_image((double)xi[2] - (double)xj[2], L, invL);                           \
         double r2 = d0 * d0 + d1 * d1 + d2 * d2;                                                 \
-        if (!(r2 < rc2)) continue;                                                               \
+        if (!(r2 < rc2)) {                                                                       \
+            bad |= !(r2 >= rc2) || r2 == HUGE_VAL; /* NaN or inf: a non-finite position */       \
+            continue;                                                                            \
+        }                                                                                        \
         double *row = rows + W * n;                                                              \
         kept[2 * n] = pi[p];                                                                     \
         kept[2 * n + 1] = pj[p];                                                                 \
@@ -92,7 +95,7 @@ int64_t sl_g2_##SUFFIX(const T *x, const int64_t *pi, const int64_t *pj, int64_t
             gj[k] += b;                                                                          \
         }                                                                                        \
     }                                                                                            \
-    return n;                                                                                    \
+    return bad ? -1 : n;                                                                         \
 }                                                                                                \
 void sl_forces_##SUFFIX(const double *rows, const int64_t *kept, int64_t n, double mu0,          \
                         double h, int64_t K, const T *c, T *F, double *V, int64_t n_per) {       \
@@ -219,12 +222,18 @@ def radial_forces(x: Tensor, i: Tensor, j: Tensor, box: float, cutoff: float, mu
         x.data_ptr(), i.data_ptr(), j.data_ptr(), P, box, cutoff, mu0, h, K, G.data_ptr(),
         rows.data_ptr(), kept.data_ptr(),
     )  # fmt: skip
+    nonfinite = n < 0  # a NaN separation (non-finite positions): NaN results, caught at the step
+    if nonfinite:
+        G.fill_(float("nan"))
+        n = 0
     c = coefficients(G).to(x.dtype).contiguous()
-    F = torch.zeros(M, 3, dtype=x.dtype)
+    F = torch.full((M, 3), float("nan"), dtype=x.dtype) if nonfinite else torch.zeros(M, 3, dtype=x.dtype)
     W = torch.zeros(virial_replicas, 3, 3, dtype=torch.float64) if virial_replicas else None
     forces = getattr(lib, f"sl_forces_{suffix}")
     forces(
         rows.data_ptr(), kept.data_ptr(), n, mu0, h, K, c.data_ptr(), F.data_ptr(),
         None if W is None else W.data_ptr(), M // max(1, virial_replicas),
     )  # fmt: skip
+    if W is not None and nonfinite:
+        W.fill_(float("nan"))
     return F, None if W is None else W.to(x.dtype)
