@@ -2,6 +2,7 @@
 differentiability, and clear errors."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -647,8 +648,15 @@ def test_newton_default_jacobian_is_finite_differences_and_autodiff_refuses_what
 
 def test_diverging_newton_iteration_raises_and_bad_options_are_refused():
     dp = sl.get_system("double-pendulum")
-    with pytest.raises(sl.ConvergenceError, match=r"Newton iteration .*t=0 \(dt=0\.2"):
+    with pytest.raises(sl.ConvergenceError, match=r"Newton iteration .*t=0 \(dt=0\.2") as err:
         GaussLegendre(1, solver="newton").step(dp, 0.0, dp.sample(64, seed=1), 0.2)
+    # the hint: a smaller dt, how to tell a singular field, and the Jacobian the solve met
+    # (its entries at these states are O(10-100): dt |J| is reported as 0.2 |J|)
+    msg = str(err.value)
+    assert "try a smaller dt" in msg and "same t as dt shrinks" in msg
+    found = re.search(r"largest \|J\| seen ([0-9.e+]+), dt \|J\| = ([0-9.e+]+)", msg)
+    jmax, djmax = float(found.group(1)), float(found.group(2))
+    assert jmax > 1.0 and abs(djmax - 0.2 * jmax) <= 0.01 * djmax
     with pytest.raises(sl.SymplearnError, match="unknown solver 'newtn'; valid: auto, newton, fixed-point"):
         GaussLegendre(2, solver="newtn")
     with pytest.raises(sl.SymplearnError, match="unknown jacobian"):

@@ -348,8 +348,11 @@ class _Solve:
         dtrow = dtd[..., 0] if isinstance(dtd, Tensor) else torch.as_tensor(dtd, dtype=zd.dtype)
         eye = torch.eye(s * d, dtype=zd.dtype, device=zd.device)
 
+        jmax = [0.0]  # the largest |J| entry seen (for the divergence message)
+
         def factorise(Z: Tensor, F: Tensor) -> tuple[Tensor, Tensor, str]:
             J, how = self.jacobian(Z, F)
+            jmax[0] = max(jmax[0], float(J.detach().abs().amax())) if J.numel() else jmax[0]
             # M[..., i, a, j, k] = delta_ij delta_ak - dt a_ij J_i[..., a, k]
             kron = self.A[:, None, :, None] * J.movedim(0, -3)[..., :, :, None, :]
             M = eye - dtrow[..., None, None] * kron.reshape(*batch, s * d, s * d)
@@ -388,15 +391,15 @@ class _Solve:
                     raise ConvergenceError(
                         f"{m.name}: the Newton iteration diverges at t={_fmt(self.t)} (dt={_fmt(self.dt)}, "
                         f"relative residual {residual:.3g} grew for {rising} iterations, iteration "
-                        f"{it + 1}); the step is too large for this field: try a smaller dt"
+                        f"{it + 1}): the step may be too large for this field; {_steep_hint(jmax[0], dtd)}"
                     )
                 previous = residual
         if converged:
             return self._differentiable(K, LU, piv)  # outside no_grad
         raise ConvergenceError(
             f"{m.name}: the Newton iteration did not converge at t={_fmt(self.t)} (dt={_fmt(self.dt)}, "
-            f"relative residual {residual:.3g} > tol {tol:.3g} after {m.max_iter} iterations); try a "
-            f"smaller dt or a larger max_iter"
+            f"relative residual {residual:.3g} > tol {tol:.3g} after {m.max_iter} iterations); "
+            f"{_steep_hint(jmax[0], dtd, 'or a larger max_iter')}"
         )
 
     def _differentiable(self, K: Tensor, LU: Tensor, piv: Tensor) -> Tensor:
@@ -458,6 +461,21 @@ def _lu_apply(LU: Tensor, piv: Tensor, R: Tensor, s: int, d: int, adjoint: bool 
     r = R.movedim(0, -2).reshape(*batch, s * d, 1)
     x = torch.linalg.lu_solve(LU, piv, r, adjoint=adjoint)
     return x.reshape(*batch, s, d).movedim(-2, 0)
+
+
+def _steep_hint(jmax: float, dt, more: str = "") -> str:
+    """What a failed Newton solve suggests: a smaller dt, and how to tell a field that is itself
+    singular there (the failure stays at the same t as dt shrinks), with the largest entry of the
+    field's Jacobian seen in the solve."""
+    h = float(dt.abs().max()) if isinstance(dt, Tensor) else abs(float(dt))
+    seen = "|J| not finite"
+    if math.isfinite(jmax):
+        seen = f"largest |J| seen {jmax:.3g}, dt |J| = {h * jmax:.3g}"
+    return (
+        f"try a smaller dt{' ' + more if more else ''}. If the failure stays at the same t as dt "
+        "shrinks, the field itself is singular or extremely steep there (a learned model: an LNN "
+        f"whose d2L/dq_dot2 is nearly singular, a state far from the training data) ({seen})"
+    )
 
 
 def _error_estimate(residual: float, previous: float, last_rate: float) -> tuple[float, float]:
