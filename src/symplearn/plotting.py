@@ -144,6 +144,14 @@ def style_for(label: str) -> dict[str, Any]:
     return {"color": _FALLBACK_COLORS[i], "ls": "-"}
 
 
+def _repeat_markers(style: Mapping[str, Any], earlier: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Open markers for a line that repeats an earlier line's colour in another line style (an
+    MLP under two integrators): where the two curves coincide, the markers keep it visible."""
+    if not any(e["color"] == style["color"] for e in earlier):
+        return {}
+    return {"marker": "o", "markevery": 0.08, "ms": 4, "mfc": "none"}
+
+
 def _styles(labels: Sequence[str]) -> list[dict[str, Any]]:
     """Styles of the series of one figure: known names keep their colour (repeated families
     get different line styles); unknown names get distinct colours not used elsewhere."""
@@ -362,7 +370,8 @@ def energy_error_figure(
     fig, axes = _new_figure()
     ax = axes[0, 0]
     floored = False
-    for (label, e), style in zip(series.items(), _styles(list(series))):
+    styles = _styles(list(series))
+    for n, ((label, e), style) in enumerate(zip(series.items(), styles)):
         K = e.shape[1]
         with np.errstate(invalid="ignore"):
             top = e.max(1) if K > 1 else e[:, 0]
@@ -370,7 +379,7 @@ def energy_error_figure(
         if logy:
             top, f1 = _floor(top, floor)
             floored |= f1
-        ax.plot(t, top, label=name, lw=1.4, **style)
+        ax.plot(t, top, label=name, lw=1.4, **style, **_repeat_markers(style, styles[:n]))
         if K > 1 and band:
             with np.errstate(invalid="ignore"):
                 lo, hi = e.min(1), e.max(1)
