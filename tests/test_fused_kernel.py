@@ -124,7 +124,7 @@ def test_kernel_descriptors_and_forces_at_every_distance():
             seen["G"] = G.clone()
             return c
 
-        F, W = _fused.radial_forces(x, i, j, L, 2.5, mu0, h, K, coefficients, virial_replicas=1)
+        F, W = _fused.radial_forces(x, i, j, L, 2.5, basis.mu, h, coefficients, virial_replicas=1)
         b, db = basis(r, derivative=True)
         inside = (r < 2.5)[:, None]
         b, db = b * inside, db * inside
@@ -188,6 +188,7 @@ def test_verlet_runs_match_with_and_without_the_kernel():
             ends.append(integrate(discretize(m, "verlet", 0.005), z0, 50, save_every=50).z[-1])
     assert torch.equal(ends[0], ends[1])
     assert float((ends[0] - ends[2]).abs().max()) < 1e-10
+    assert m._nl.builds >= 4  # the list was rebuilt during the runs
 
 
 def test_no_compiler_means_the_eager_path(monkeypatch):
@@ -216,3 +217,53 @@ def test_non_finite_positions_give_non_finite_forces(bad):
         out = m.compute(q)
     assert not bool(torch.isfinite(out["forces"]).all())
     assert not bool(torch.isfinite(out["energy"]).all()) and not bool(torch.isfinite(out["virial"]).all())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_model_stored_in_float32_and_run_in_float64_keeps_the_kernel_exact(kind, tmp_path):
+    """``symplearn train`` stores float32 weights, ``symplearn md`` runs float64: the centres are
+    float32 numbers about 1e-8 off the even grid. The kernel takes them as stored: it runs
+    (``last_force_path``), agrees with the eager path to 1e-13, and its forces are -grad E of
+    the eager energy to 1e-12 (a grid rebuilt from mu_0 and h was 1e-8 off)."""
+    from symplearn.modelio import load_model, save_model
+
+    m, q = _setup(kind, 108, "all-pairs", replicas=1)
+    save_model(m.float(), tmp_path / "m")
+    loaded = load_model(tmp_path / "m").double()
+    for model in (loaded, m.double()):  # from the folder, and in memory float -> double
+        grid = torch.arange(model.basis.mu.shape[0], dtype=torch.float64) * model.basis.grid()[1]
+        assert float((model.basis.mu - model.basis.mu[0] - grid).abs().max()) > 1e-9
+        F = _forces(model, q, True)
+        assert model.last_force_path == "fused C kernel"
+        ref = _forces(model, q, False)
+        assert float((F - ref).abs().max()) <= 1e-13 * float(ref.abs().max())
+        if kind == "symmetry-function":
+            qg = q.clone().requires_grad_(True)
+            (g,) = torch.autograd.grad(model.compute(qg)["energy"].sum(), qg)
+            assert float((F + g).abs().max()) <= 1e-12 * float(F.abs().max())
+
+
+def test_centres_edited_in_place_are_seen():
+    """An edit through ``mu.data`` (no version bump) moves the centres off the grid: the next
+    call runs eager with the edited centres, not the kernel with the old ones."""
+    m, q = _setup("symmetry-function", 108, "all-pairs", replicas=1)
+    _forces(m, q, True)
+    m.basis.mu.data[3] += 0.05
+    F = _forces(m, q, True)
+    assert m.last_force_path.startswith("eager torch")
+    torch.testing.assert_close(F, _forces(m, q, False), rtol=0, atol=0)
+
+
+def test_forward_mode_through_a_frozen_model_takes_the_eager_path():
+    """torch.func.jvp of the forces of a frozen model (no weight needs a gradient, q is a dual
+    tensor without storage the kernel could read): the eager path, the same tangent as autograd
+    double-backward gives."""
+    m, q = _setup("symmetry-function", 108, "all-pairs", replicas=1)
+    m.requires_grad_(False)
+    v = torch.randn(q.shape, generator=torch.Generator().manual_seed(7), dtype=q.dtype)
+    _, tangent = torch.func.jvp(lambda x: m.compute(x, energy=False, virial=False)["forces"], (q,), (v,))
+    assert m.last_force_path == "eager torch"
+    qg = q.clone().requires_grad_(True)
+    F = m.compute(qg, energy=False, virial=False)["forces"]
+    (ref,) = torch.autograd.grad(F, qg, v)  # H symmetric: J v = J^T v
+    torch.testing.assert_close(tangent, ref, rtol=1e-10, atol=1e-10 * float(ref.abs().max()))

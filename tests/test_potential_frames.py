@@ -213,6 +213,11 @@ def test_md_potential_runs_the_folder_model_from_its_heldout_frame(folders, tmp_
     assert (E.max() - E.min()) / N < 1e-3  # Verlet conserves the model's own energy
     m = json.loads((out / "metrics.json").read_text())
     assert m["n_particles"] == N and m["potential"]["kind"] == "symmetry-function"
+    # a folder trained in float32 and run in float64 (its centres are float32 numbers) still runs
+    # the fused kernel wherever there is a C compiler (it ran eager before, and said fused)
+    from symplearn.models import _fused
+
+    assert m["potential"]["force_path"] == ("fused C kernel" if _fused.compiler() else "eager torch")
     assert m["start"] == "held-out frame 0 of the folder" and m["energy_std_over_ke_std"] < 0.05
     traj = read(out / "trajectory.extxyz", index=":")
     assert len(traj) == 3 and np.allclose(traj[0].get_array("unwrapped"), start.get_positions(), atol=1e-7)

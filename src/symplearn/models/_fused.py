@@ -13,11 +13,15 @@ work in two C loops, one pass over the neighbour pairs each, with the network le
    ``F_i``, subtracted from ``F_j``.
 
 The Gaussians ``e_k = exp(-(r - mu_k)^2 / (2 h^2))`` on the evenly spaced centres
-``mu_k = mu_0 + k h`` of :class:`~symplearn.models.potentials.RadialBasis` take two exponentials
-a pair, not K: from the nearest centre ``k0`` (``u = (r - mu_k0) / h``, ``|u| <= 1/2``),
-``e_{k0 +- m} = exp(-u^2/2) exp(+-u)^m exp(-m^2/2)``. All arithmetic is in float64 whatever the
-tensors' precision; in float64 the forces agree with the eager path to a few ulps (tested), so
-they stay ``-grad E`` of the eager energy.
+``g_k = mu_0 + k h`` of :class:`~symplearn.models.potentials.RadialBasis` take two exponentials
+a pair, not K: from the nearest centre ``k0`` (``u = (r - g_k0) / h``, ``|u| <= 1/2``),
+``e_{k0 +- m} = exp(-u^2/2) exp(+-u)^m exp(-m^2/2)``. The centres the model stores are used
+exactly: where they sit off the grid by ``dl_k`` (a model saved in float32 and run in float64:
+``|dl_k|`` about 1e-8), each ``e_k`` is multiplied by ``exp(y_k)``,
+``y_k = (2 (r - g_k) - dl_k) dl_k / (2 h^2)``, by its Taylor series (``|y_k| < 1e-4``), so the
+forces stay the gradient of the eager energy of the same stored numbers. All arithmetic is in
+float64 whatever the tensors' precision; in float64 the forces agree with the eager path to a few
+ulps (tested), so they stay ``-grad E`` of the eager energy.
 
 The loops are serial, in pair order: the same numbers on every run. The library is compiled once
 per process (about a second) by the system's C compiler into a private temporary folder and
@@ -50,16 +54,22 @@ _SOURCE = r"""
 
 static inline double min_image(double d, double L, double invL) {
     double t = d * invL;
+    if (!(fabs(t) < 4.0e18)) return NAN; /* non-finite or absurd: flagged by the caller */
     double k = (double)(int64_t)(t + (t >= 0.0 ? 0.5 : -0.5)); /* nearest whole box */
     return d - L * k;
 }
 
 #define DEFINE(SUFFIX, T)                                                                        \
 int64_t sl_g2_##SUFFIX(const T *x, const int64_t *pi, const int64_t *pj, int64_t P, double L,    \
-                       double rc, double mu0, double h, int64_t K, T *G, double *rows,           \
+                       double rc, const double *mu, double h, int64_t K, T *G, double *rows,     \
                        int64_t *kept) {                                                          \
-    double cm[MAXK];                                                                             \
-    for (int64_t m = 0; m < K; ++m) cm[m] = exp(-0.5 * (double)m * (double)m);                  \
+    double cm[MAXK], dl[MAXK], mu0 = mu[0];                                                      \
+    int64_t off = 0; /* centres off the even grid mu0 + k h by dl_k (float32-stored centres) */  \
+    for (int64_t m = 0; m < K; ++m) {                                                            \
+        cm[m] = exp(-0.5 * (double)m * (double)m);                                               \
+        dl[m] = mu[m] - (mu0 + (double)m * h);                                                   \
+        off |= dl[m] != 0.0;                                                                     \
+    }                                                                                            \
     double rc2 = rc * rc, inv_rc2 = 1.0 / rc2, invL = 1.0 / L, invh = 1.0 / h;                   \
     int64_t W = K + 6, n = 0, bad = 0;                                                           \
     for (int64_t p = 0; p < P; ++p) {                                                            \
@@ -88,6 +98,11 @@ int64_t sl_g2_##SUFFIX(const T *x, const int64_t *pi, const int64_t *pj, int64_t
         e[k0] = g;                                                                               \
         for (int64_t m = 1; k0 + m < K; ++m) { v *= a; e[k0 + m] = v * cm[m]; }                  \
         for (int64_t m = 1; k0 - m >= 0; ++m) { w *= ia; e[k0 - m] = w * cm[m]; }                \
+        if (off) /* exp(-(r - mu_k)^2 / 2h^2) = e_k exp(y), y = (2 (r - g_k) dl_k - dl_k^2) / 2h^2 */ \
+            for (int64_t k = 0; k < K; ++k) {                                                    \
+                double y = (2.0 * (r - (mu0 + (double)k * h)) - dl[k]) * dl[k] * 0.5 * invh * invh; \
+                e[k] *= 1.0 + y * (1.0 + y * (0.5 + y * (1.0 / 6.0))); /* |y| < 1e-4: to 1e-17 */ \
+            }                                                                                    \
         T *gi = G + K * pi[p], *gj = G + K * pj[p];                                             \
         for (int64_t k = 0; k < K; ++k) {                                                        \
             double b = e[k] * fc;                                                                \
@@ -97,10 +112,8 @@ int64_t sl_g2_##SUFFIX(const T *x, const int64_t *pi, const int64_t *pj, int64_t
     }                                                                                            \
     return bad ? -1 : n;                                                                         \
 }                                                                                                \
-void sl_forces_##SUFFIX(const double *rows, const int64_t *kept, int64_t n, double mu0,          \
+void sl_forces_##SUFFIX(const double *rows, const int64_t *kept, int64_t n, const double *mu,    \
                         double h, int64_t K, const T *c, T *F, double *V, int64_t n_per) {       \
-    double mu[MAXK];                                                                             \
-    for (int64_t k = 0; k < K; ++k) mu[k] = mu0 + (double)k * h;                                 \
     double two_eta = 1.0 / (h * h);                                                              \
     int64_t W = K + 6;                                                                           \
     for (int64_t p = 0; p < n; ++p) {                                                            \
@@ -168,9 +181,9 @@ def _build() -> tuple[ctypes.CDLL | None, str]:
     P, D, I = ctypes.c_void_p, ctypes.c_double, ctypes.c_int64
     for s in ("f64", "f32"):
         g2 = getattr(handle, f"sl_g2_{s}")
-        g2.argtypes, g2.restype = [P, P, P, I, D, D, D, D, I, P, P, P], I
+        g2.argtypes, g2.restype = [P, P, P, I, D, D, P, D, I, P, P, P], I
         fo = getattr(handle, f"sl_forces_{s}")
-        fo.argtypes, fo.restype = [P, P, I, D, D, I, P, P, P, I], None
+        fo.argtypes, fo.restype = [P, P, I, P, D, I, P, P, P, I], None
     return handle, ""
 
 
@@ -180,7 +193,9 @@ def library() -> ctypes.CDLL | None:
     if "lib" not in _state:
         with _lock:
             if "lib" not in _state:
-                _state["lib"], _state["reason"] = _build()
+                lib, reason = _build()
+                _state["reason"] = reason  # before "lib": a reader that sees "lib" finds both
+                _state["lib"] = lib
     return _state["lib"]
 
 
@@ -189,8 +204,8 @@ def status() -> str:
     return "available" if library() is not None else _state["reason"]
 
 
-def radial_forces(x: Tensor, i: Tensor, j: Tensor, box: float, cutoff: float, mu0: float, h: float,
-                  K: int, coefficients, virial_replicas: int = 0):  # fmt: skip
+def radial_forces(x: Tensor, i: Tensor, j: Tensor, box: float, cutoff: float, mu: Tensor, h: float,
+                  coefficients, virial_replicas: int = 0):  # fmt: skip
     """Forces of a radial-descriptor model at positions ``x (M, 3)`` (float32 or float64, CPU).
 
     Args:
@@ -198,8 +213,9 @@ def radial_forces(x: Tensor, i: Tensor, j: Tensor, box: float, cutoff: float, mu
         i, j: the listed pairs (global particle indices ``b n + a``, int64) ``(P,)``; pairs at
             ``r >= cutoff`` are skipped.
         box: the cubic box length L (minimum image); cutoff: rc.
-        mu0, h: the first centre and the centre spacing (``eta = 1 / (2 h^2)``); K: the number of
-            radial functions (at most :data:`MAX_K`).
+        mu: the K centres ``(K,)`` (at most :data:`MAX_K`), within ``1e-6 h`` of the even grid
+            ``mu_0 + k h`` (:meth:`~symplearn.models.potentials.RadialBasis.grid`); h: the
+            spacing, with ``eta = 1 / (2 h^2)``.
         coefficients: ``G (M, K)`` raw descriptor sums -> ``c (M, K)``, the per-particle
             coefficients of ``db/dr`` (``dE/dG_raw`` for a conservative model).
         virial_replicas: B > 0 also sums the virial tensor of each of B replicas of ``M / B``
@@ -214,12 +230,14 @@ def radial_forces(x: Tensor, i: Tensor, j: Tensor, box: float, cutoff: float, mu
         raise RuntimeError(f"the fused kernel is not available: {status()}")
     suffix = "f64" if x.dtype == torch.float64 else "f32"
     x = x.contiguous()
+    mu = mu.detach().to("cpu", torch.float64).contiguous()
+    K = mu.shape[0]
     M, P = x.shape[0], i.shape[0]
     G = torch.zeros(M, K, dtype=x.dtype)
     rows = torch.empty(P, K + 6, dtype=torch.float64)
     kept = torch.empty(P, 2, dtype=torch.int64)
     n = getattr(lib, f"sl_g2_{suffix}")(
-        x.data_ptr(), i.data_ptr(), j.data_ptr(), P, box, cutoff, mu0, h, K, G.data_ptr(),
+        x.data_ptr(), i.data_ptr(), j.data_ptr(), P, box, cutoff, mu.data_ptr(), h, K, G.data_ptr(),
         rows.data_ptr(), kept.data_ptr(),
     )  # fmt: skip
     nonfinite = n < 0  # a NaN separation (non-finite positions): NaN results, caught at the step
@@ -231,7 +249,7 @@ def radial_forces(x: Tensor, i: Tensor, j: Tensor, box: float, cutoff: float, mu
     W = torch.zeros(virial_replicas, 3, 3, dtype=torch.float64) if virial_replicas else None
     forces = getattr(lib, f"sl_forces_{suffix}")
     forces(
-        rows.data_ptr(), kept.data_ptr(), n, mu0, h, K, c.data_ptr(), F.data_ptr(),
+        rows.data_ptr(), kept.data_ptr(), n, mu.data_ptr(), h, K, c.data_ptr(), F.data_ptr(),
         None if W is None else W.data_ptr(), M // max(1, virial_replicas),
     )  # fmt: skip
     if W is not None and nonfinite:

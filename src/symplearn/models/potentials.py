@@ -78,6 +78,17 @@ def _row_sums(b: Tensor, i: Tensor, j: Tensor, n_total: int) -> Tensor:
     return G.index_put((i,), b, accumulate=True).index_put((j,), b, accumulate=True)
 
 
+def _traced(q: Tensor) -> bool:
+    """Whether q is inside a torch.func transform or carries a forward-mode tangent (tensors
+    without storage of their own, which the C kernel cannot read)."""
+    functorch = getattr(torch._C, "_functorch", None)
+    if functorch is not None and functorch.is_functorch_wrapped_tensor(q):
+        return True
+    from torch.autograd import forward_ad
+
+    return forward_ad.unpack_dual(q).tangent is not None
+
+
 class _CutoffOnly(PairPotential):
     """Placeholder pair potential that only declares the cutoff (for the neighbour machinery)."""
 
@@ -139,14 +150,14 @@ class RadialBasis(nn.Module):
         return torch.addcmul(-dfc_over_r * S1, inner, r.reciprocal(), value=2.0 * self.eta)
 
     def grid(self) -> tuple[float, float] | None:
-        """``(mu_0, h)`` when the centres are evenly spaced, ``mu_k = mu_0 + k h``, with
-        ``eta = 1 / (2 h^2)`` (as built); ``None`` when the centres or eta were set otherwise
-        (then only the eager path computes this basis)."""
+        """``(mu_0, h)`` when the centres are evenly spaced, ``mu_k = mu_0 + k h`` to within
+        ``1e-6 h`` (as built, also after a round trip through float32), with
+        ``eta = 1 / (2 h^2)``; ``None`` when the centres were set otherwise (then only the eager
+        path computes this basis)."""
         mu = self.mu.detach().to("cpu", torch.float64)
         h = (2.0 * self.eta) ** -0.5
         grid = mu[0] + h * torch.arange(mu.shape[0], dtype=torch.float64)
-        tol = 8 * torch.finfo(self.mu.dtype).eps * (1.0 + float(mu.abs().max()))  # as stored
-        if not bool((mu - grid).abs().max() <= tol):
+        if not bool((mu - grid).abs().max() <= 1e-6 * h):
             return None
         return float(mu[0]), h
 
@@ -182,6 +193,8 @@ class _LearnedParticles(ModelMixin, nn.Module, ParticleSystem):
     #: :mod:`symplearn.models._fused` where it is available (the descriptor models; set False on
     #: a model to keep the eager path, which gives the same forces to rounding)
     fused = False
+    #: how the last :meth:`compute` ran: ``"fused C kernel"``, or ``"eager torch"`` and why
+    last_force_path = "eager torch"
 
     def __init__(
         self,
@@ -221,7 +234,7 @@ class _LearnedParticles(ModelMixin, nn.Module, ParticleSystem):
         self.register_buffer("g_scale", torch.ones(n_basis))
         self.register_buffer("e_shift", torch.zeros(()))
         self._fused_pairs = None  # all-pairs (i, j) of B replicas for the fused kernel
-        self._fused_grid = None  # (mu, eta) -> RadialBasis.grid() of the last check
+        self._fused_grid = None  # (mu, eta, RadialBasis.grid()) of the last check
 
     def extra_repr(self) -> str:
         return ModelMixin.extra_repr(self)
@@ -299,23 +312,31 @@ class _LearnedParticles(ModelMixin, nn.Module, ParticleSystem):
         raise NotImplementedError
 
     def _fused_grid_of_basis(self) -> tuple[float, float] | None:
-        key = (self.basis.mu.data_ptr(), self.basis.mu._version, self.basis.eta)
-        if self._fused_grid is None or self._fused_grid[0] != key:
-            self._fused_grid = (key, self.basis.grid())
-        return self._fused_grid[1]
+        # checked against the values (an edit through .data does not count as a version)
+        mu, eta = self.basis.mu.detach(), self.basis.eta
+        c = self._fused_grid
+        if c is None or c[1] != eta or c[0].dtype != mu.dtype or not torch.equal(c[0], mu):
+            self._fused_grid = c = (mu.clone(), eta, self.basis.grid())
+        return c[2]
 
     def _fused_compute(self, q: Tensor, energy: bool, virial: bool, virial_tensor: bool) -> dict | None:
         """:meth:`compute` through the fused kernel, or ``None`` where it does not apply
         (autograd wanted, not the CPU, another dtype, a changed basis, no compiler)."""
+        self.last_force_path = "eager torch"
         if not self.fused or q.device.type != "cpu" or q.dtype not in (torch.float32, torch.float64):
             return None
         if torch.is_grad_enabled() and (q.requires_grad or any(p.requires_grad for p in self.parameters())):
             return None
-        if q.shape[-1] != self.n_dof or self.basis.mu.shape[0] > _fused.MAX_K:
+        if _traced(q) or q.shape[-1] != self.n_dof or self.basis.mu.shape[0] > _fused.MAX_K:
             return None
         grid = self._fused_grid_of_basis()
-        if grid is None or _fused.library() is None:
+        if grid is None:
+            self.last_force_path = "eager torch (radial centres off the even grid)"
             return None
+        if _fused.library() is None:
+            self.last_force_path = f"eager torch ({_fused.status()})"
+            return None
+        self.last_force_path = "fused C kernel"
         x = q.reshape(-1, self.n_particles, 3)
         B = x.shape[0]
         if self.neighbor == "all-pairs":
@@ -337,7 +358,7 @@ class _LearnedParticles(ModelMixin, nn.Module, ParticleSystem):
             return c
 
         F, W = _fused.radial_forces(
-            x.reshape(-1, 3), i, j, self.box_length, self.basis.cutoff, *grid, self.basis.mu.shape[0],
+            x.reshape(-1, 3), i, j, self.box_length, self.basis.cutoff, self.basis.mu, grid[1],
             coefficients, virial_replicas=B if (virial or virial_tensor) else 0,
         )  # fmt: skip
         batch = q.shape[:-1]

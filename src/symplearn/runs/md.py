@@ -327,13 +327,8 @@ def _figure(figsize=(6.4, 4.4)):
 
 
 def _force_path(system) -> str:
-    """How the learned model's MD forces were computed: the fused C kernel or eager torch."""
-    if not getattr(system, "fused", False):
-        return "eager torch"
-    from ..models import _fused
-
-    st = _fused.status()
-    return "fused C kernel" if st == "available" else f"eager torch ({st})"
+    """How the learned model's last force call ran (the fused C kernel, or eager torch and why)."""
+    return getattr(system, "last_force_path", "eager torch")
 
 
 def _pair_figure(system):
