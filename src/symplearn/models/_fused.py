@@ -63,12 +63,15 @@ static inline double min_image(double d, double L, double invL) {
 int64_t sl_g2_##SUFFIX(const T *x, const int64_t *pi, const int64_t *pj, int64_t P, double L,    \
                        double rc, const double *mu, double h, int64_t K, T *G, double *rows,     \
                        int64_t *kept) {                                                          \
-    double cm[MAXK], dl[MAXK], mu0 = mu[0];                                                      \
-    int64_t off = 0; /* centres off the even grid mu0 + k h by dl_k (float32-stored centres) */  \
+    double cm[MAXK], ya[MAXK], yb[MAXK], mu0 = mu[0];                                            \
+    int64_t off = 0; /* centres off the even grid g_k = mu0 + k h by dl_k */                     \
     for (int64_t m = 0; m < K; ++m) {                                                            \
+        double g = mu0 + (double)m * h, dl = mu[m] - g;                                          \
         cm[m] = exp(-0.5 * (double)m * (double)m);                                               \
-        dl[m] = mu[m] - (mu0 + (double)m * h);                                                   \
-        off |= dl[m] != 0.0;                                                                     \
+        /* y_m = (2 (r - g) - dl) dl / 2h^2 = ya_m + yb_m r */                                  \
+        ya[m] = -(2.0 * g + dl) * dl / (2.0 * h * h);                                            \
+        yb[m] = dl / (h * h);                                                                    \
+        off |= dl != 0.0;                                                                        \
     }                                                                                            \
     double rc2 = rc * rc, inv_rc2 = 1.0 / rc2, invL = 1.0 / L, invh = 1.0 / h;                   \
     int64_t W = K + 6, n = 0, bad = 0;                                                           \
@@ -98,10 +101,10 @@ int64_t sl_g2_##SUFFIX(const T *x, const int64_t *pi, const int64_t *pj, int64_t
         e[k0] = g;                                                                               \
         for (int64_t m = 1; k0 + m < K; ++m) { v *= a; e[k0 + m] = v * cm[m]; }                  \
         for (int64_t m = 1; k0 - m >= 0; ++m) { w *= ia; e[k0 - m] = w * cm[m]; }                \
-        if (off) /* exp(-(r - mu_k)^2 / 2h^2) = e_k exp(y), y = (2 (r - g_k) dl_k - dl_k^2) / 2h^2 */ \
+        if (off) /* exp(-(r - mu_k)^2 / 2h^2) = e_k exp(y_k); |y_k| < 1e-4: 4 terms, to 1e-17 */  \
             for (int64_t k = 0; k < K; ++k) {                                                    \
-                double y = (2.0 * (r - (mu0 + (double)k * h)) - dl[k]) * dl[k] * 0.5 * invh * invh; \
-                e[k] *= 1.0 + y * (1.0 + y * (0.5 + y * (1.0 / 6.0))); /* |y| < 1e-4: to 1e-17 */ \
+                double y = ya[k] + yb[k] * r;                                                    \
+                e[k] *= 1.0 + y * (1.0 + y * (0.5 + y * (1.0 / 6.0)));                           \
             }                                                                                    \
         T *gi = G + K * pi[p], *gj = G + K * pj[p];                                             \
         for (int64_t k = 0; k < K; ++k) {                                                        \
