@@ -34,7 +34,7 @@ Gradients of the networks with respect to their inputs are taken in closed form
 
 Outside autograd (MD steps, thermo, the ASE calculator), the symmetry-function and direct-force
 models compute on the CPU through a fused C kernel (:mod:`symplearn.models._fused`: one loop over
-the pairs for the descriptors, torch for the network, one loop for forces and virial; 1.6-2.3x the
+the pairs for the descriptors, torch for the network, one loop for forces and virial; 1.6-1.9x the
 eager path). It is built with the system's C compiler on first use in a process; without one, or
 with ``model.fused = False`` or ``SYMPLEARN_FUSED=0``, the eager torch path gives the same
 numbers to rounding.
