@@ -267,3 +267,19 @@ def test_forward_mode_through_a_frozen_model_takes_the_eager_path():
     F = m.compute(qg, energy=False, virial=False)["forces"]
     (ref,) = torch.autograd.grad(F, qg, v)  # H symmetric: J v = J^T v
     torch.testing.assert_close(tangent, ref, rtol=1e-10, atol=1e-10 * float(ref.abs().max()))
+
+
+def test_the_kernel_inside_torch_compile():
+    """A user's torch.compile'd function around the forces: the kernel runs outside the traced
+    graph (torch.compiler.disable), so the C writes are seen; traced through, the forces were
+    wrong by 10 % of max |F|."""
+    m, q = _setup("symmetry-function", 108, "all-pairs", replicas=1)
+
+    @torch.compile(backend="eager")  # dynamo's tracing is what matters, not inductor's code
+    def doubled(x):
+        return 2.0 * m.compute(x, energy=False, virial=False)["forces"]
+
+    with torch.no_grad():
+        out = doubled(q)
+        ref = 2.0 * _forces(m, q, False)
+    assert float((out - ref).abs().max()) <= 1e-13 * float(ref.abs().max())

@@ -207,6 +207,7 @@ def status() -> str:
     return "available" if library() is not None else _state["reason"]
 
 
+@torch.compiler.disable  # C writes into torch buffers: torch.compile must not trace through them
 def radial_forces(x: Tensor, i: Tensor, j: Tensor, box: float, cutoff: float, mu: Tensor, h: float,
                   coefficients, virial_replicas: int = 0):  # fmt: skip
     """Forces of a radial-descriptor model at positions ``x (M, 3)`` (float32 or float64, CPU).
